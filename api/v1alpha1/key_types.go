@@ -1,0 +1,235 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// KeySpec values (KMS's KeySpec enum).
+// +kubebuilder:validation:Enum=SYMMETRIC_DEFAULT;RSA_2048;RSA_3072;RSA_4096;ECC_NIST_P256;ECC_NIST_P384;ECC_NIST_P521;ECC_SECG_P256K1;ECC_NIST_EDWARDS25519;HMAC_224;HMAC_256;HMAC_384;HMAC_512;SM2;ML_DSA_44;ML_DSA_65;ML_DSA_87;ML_KEM_512;ML_KEM_768;ML_KEM_1024
+type KeySpecType string
+
+// KeyUsage values (KMS's KeyUsageType enum).
+// +kubebuilder:validation:Enum=ENCRYPT_DECRYPT;SIGN_VERIFY;GENERATE_VERIFY_MAC;KEY_AGREEMENT;ENCAPSULATE_DECAPSULATE
+type KeyUsageType string
+
+// Origin of the key material. Custom key stores (AWS_CLOUDHSM,
+// EXTERNAL_KEY_STORE) are not supported yet.
+// +kubebuilder:validation:Enum=AWS_KMS;EXTERNAL
+type OriginType string
+
+// DeletionPolicy says what happens to the KMS key when the Key object is deleted.
+// +kubebuilder:validation:Enum=Delete;Retain
+type DeletionPolicy string
+
+// ManagementPolicy says whether the operator may write to KMS.
+// +kubebuilder:validation:Enum=Manage;Observe
+type ManagementPolicy string
+
+const (
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+
+	ManagementPolicyManage  ManagementPolicy = "Manage"
+	ManagementPolicyObserve ManagementPolicy = "Observe"
+
+	KeySpecSymmetricDefault KeySpecType = "SYMMETRIC_DEFAULT"
+	OriginAWSKMS            OriginType  = "AWS_KMS"
+	OriginExternal          OriginType  = "EXTERNAL"
+)
+
+// KeyRotation declares automatic and on-demand rotation of the key material.
+type KeyRotation struct {
+	// Enabled turns automatic rotation on. Only symmetric-encryption keys with
+	// AWS_KMS origin rotate.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// PeriodInDays between automatic rotations, 90 to 2560.
+	// +kubebuilder:validation:Minimum=90
+	// +kubebuilder:validation:Maximum=2560
+	// +kubebuilder:default=365
+	// +optional
+	PeriodInDays int32 `json:"periodInDays,omitempty"`
+
+	// OnDemandRequest asks for one on-demand rotation each time it is set to a
+	// new value (a date or a counter, for example). The last value acted on is
+	// status.rotation.lastOnDemandRequest. KMS limits on-demand rotations per key.
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	OnDemandRequest string `json:"onDemandRequest,omitempty"`
+}
+
+// KeySpec is the declared state of a KMS key.
+// +kubebuilder:validation:XValidation:rule="!has(self.rotation) || (!self.rotation.enabled && !has(self.rotation.onDemandRequest)) || (self.keySpec == 'SYMMETRIC_DEFAULT' && self.origin == 'AWS_KMS')",message="spec.rotation: automatic and on-demand rotation are only for keySpec SYMMETRIC_DEFAULT with origin AWS_KMS"
+// +kubebuilder:validation:XValidation:rule="!has(self.keyUsage) || (self.keySpec == 'SYMMETRIC_DEFAULT' ? self.keyUsage == 'ENCRYPT_DECRYPT' : self.keySpec.startsWith('RSA_') ? self.keyUsage in ['ENCRYPT_DECRYPT', 'SIGN_VERIFY'] : self.keySpec in ['ECC_NIST_P256', 'ECC_NIST_P384', 'ECC_NIST_P521'] ? self.keyUsage in ['SIGN_VERIFY', 'KEY_AGREEMENT'] : self.keySpec.startsWith('HMAC_') ? self.keyUsage == 'GENERATE_VERIFY_MAC' : self.keySpec == 'SM2' ? self.keyUsage in ['ENCRYPT_DECRYPT', 'SIGN_VERIFY', 'KEY_AGREEMENT'] : self.keySpec.startsWith('ML_KEM_') ? self.keyUsage == 'ENCAPSULATE_DECAPSULATE' : self.keyUsage == 'SIGN_VERIFY')",message="spec.keyUsage is not allowed for this keySpec: SYMMETRIC_DEFAULT allows ENCRYPT_DECRYPT; RSA_* ENCRYPT_DECRYPT or SIGN_VERIFY; ECC_NIST_P256/P384/P521 SIGN_VERIFY or KEY_AGREEMENT; ECC_SECG_P256K1, ECC_NIST_EDWARDS25519 and ML_DSA_* SIGN_VERIFY; HMAC_* GENERATE_VERIFY_MAC; SM2 ENCRYPT_DECRYPT, SIGN_VERIFY or KEY_AGREEMENT; ML_KEM_* ENCAPSULATE_DECAPSULATE"
+// +kubebuilder:validation:XValidation:rule="(has(self.keyUsage) ? self.keyUsage : (self.keySpec.startsWith('HMAC_') ? 'GENERATE_VERIFY_MAC' : self.keySpec.startsWith('ML_KEM_') ? 'ENCAPSULATE_DECAPSULATE' : (self.keySpec == 'SYMMETRIC_DEFAULT' || self.keySpec.startsWith('RSA_') || self.keySpec == 'SM2') ? 'ENCRYPT_DECRYPT' : 'SIGN_VERIFY')) == (has(oldSelf.keyUsage) ? oldSelf.keyUsage : (oldSelf.keySpec.startsWith('HMAC_') ? 'GENERATE_VERIFY_MAC' : oldSelf.keySpec.startsWith('ML_KEM_') ? 'ENCAPSULATE_DECAPSULATE' : (oldSelf.keySpec == 'SYMMETRIC_DEFAULT' || oldSelf.keySpec.startsWith('RSA_') || oldSelf.keySpec == 'SM2') ? 'ENCRYPT_DECRYPT' : 'SIGN_VERIFY'))",message="spec.keyUsage is immutable: KMS fixes it when the key is created"
+// +kubebuilder:validation:XValidation:rule="self.managementPolicy != 'Observe' || has(self.keyID)",message="spec.keyID is required with managementPolicy Observe: it names the key to observe"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.keyID) || (has(self.keyID) && self.keyID == oldSelf.keyID)",message="spec.keyID is immutable once set"
+// +kubebuilder:validation:XValidation:rule="has(self.region) == has(oldSelf.region)",message="spec.region is immutable: a key cannot move between regions"
+type KeySpec struct {
+	// Description of the key, up to 8192 characters.
+	// +kubebuilder:validation:MaxLength=8192
+	// +optional
+	Description string `json:"description,omitempty"`
+
+	// KeySpec is the type of key material. Immutable.
+	// +kubebuilder:default=SYMMETRIC_DEFAULT
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.keySpec is immutable: KMS fixes it when the key is created"
+	// +optional
+	KeySpec KeySpecType `json:"keySpec,omitempty"`
+
+	// KeyUsage is what the key may do. When omitted the operator uses the usual
+	// one for the keySpec: ENCRYPT_DECRYPT for SYMMETRIC_DEFAULT, RSA_* and SM2,
+	// GENERATE_VERIFY_MAC for HMAC_*, ENCAPSULATE_DECAPSULATE for ML_KEM_*, and
+	// SIGN_VERIFY for the other asymmetric specs. Immutable.
+	// +optional
+	KeyUsage KeyUsageType `json:"keyUsage,omitempty"`
+
+	// Origin of the key material: AWS_KMS, or EXTERNAL for imported material.
+	// Immutable.
+	// +kubebuilder:default=AWS_KMS
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.origin is immutable: KMS fixes it when the key is created"
+	// +optional
+	Origin OriginType `json:"origin,omitempty"`
+
+	// MultiRegion creates a multi-Region primary key. Immutable.
+	// +kubebuilder:default=false
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.multiRegion is immutable: KMS fixes it when the key is created"
+	// +optional
+	MultiRegion bool `json:"multiRegion,omitempty"`
+
+	// Enabled is the declared key state: true for Enabled, false for Disabled.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// Rotation of the key material.
+	// +optional
+	Rotation *KeyRotation `json:"rotation,omitempty"`
+
+	// Policy is the key policy as JSON. When omitted KMS applies its default
+	// policy. It is compared semantically with what KMS returns, so formatting
+	// never causes an update.
+	// +kubebuilder:validation:MaxLength=32768
+	// +optional
+	Policy string `json:"policy,omitempty"`
+
+	// BypassPolicyLockoutSafetyCheck lets a policy through that would stop the
+	// operator from changing it again. Use with care.
+	// +optional
+	BypassPolicyLockoutSafetyCheck bool `json:"bypassPolicyLockoutSafetyCheck,omitempty"`
+
+	// Tags on the key. The spec is authoritative: tags it does not declare are
+	// removed, except the operator's own kms.kmsoperator.io/ tags.
+	// +kubebuilder:validation:MaxProperties=50
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('aws:'))",message="spec.tags: keys starting with 'aws:' are reserved by AWS"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('kms.kmsoperator.io/'))",message="spec.tags: keys starting with 'kms.kmsoperator.io/' are reserved by the operator"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) >= 1 && size(k) <= 128 && size(self[k]) <= 256)",message="spec.tags: keys must be 1-128 characters and values at most 256"
+	// +optional
+	Tags map[string]string `json:"tags,omitempty"`
+
+	// DeletionPolicy: Delete schedules the key's deletion when the object is
+	// deleted; Retain leaves the key and removes the operator's ownership tags.
+	// +kubebuilder:default=Delete
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// PendingWindowInDays before KMS deletes a key scheduled for deletion, 7-30.
+	// +kubebuilder:validation:Minimum=7
+	// +kubebuilder:validation:Maximum=30
+	// +kubebuilder:default=30
+	// +optional
+	PendingWindowInDays int32 `json:"pendingWindowInDays,omitempty"`
+
+	// KeyID adopts an existing key (id or ARN) instead of creating one. The
+	// operator must run with --allow-adoption. Immutable once set.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +optional
+	KeyID string `json:"keyID,omitempty"`
+
+	// ManagementPolicy: Manage makes KMS match the spec; Observe only reads the
+	// key named by keyID and reports differences, never writing to KMS.
+	// +kubebuilder:default=Manage
+	// +optional
+	ManagementPolicy ManagementPolicy `json:"managementPolicy,omitempty"`
+
+	// Region overrides the operator's default region. Immutable.
+	// +kubebuilder:validation:Pattern=`^[a-z]{2}(-[a-z]+)+-[0-9]+$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.region is immutable: a key cannot move between regions"
+	// +optional
+	Region string `json:"region,omitempty"`
+}
+
+// KeyRotationStatus is the rotation KMS reports.
+type KeyRotationStatus struct {
+	// Enabled is true when automatic rotation is on.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+	// PeriodInDays between automatic rotations.
+	// +optional
+	PeriodInDays int32 `json:"periodInDays,omitempty"`
+	// NextRotationDate of the next automatic rotation.
+	// +optional
+	NextRotationDate *metav1.Time `json:"nextRotationDate,omitempty"`
+	// LastOnDemandRequest is the spec.rotation.onDemandRequest value last acted on.
+	// +optional
+	LastOnDemandRequest string `json:"lastOnDemandRequest,omitempty"`
+}
+
+// KeyStatus is the observed state of a KMS key.
+type KeyStatus struct {
+	// KeyID of the KMS key.
+	// +optional
+	KeyID string `json:"keyID,omitempty"`
+	// ARN of the KMS key.
+	// +optional
+	ARN string `json:"arn,omitempty"`
+	// KeyState as KMS reports it (Enabled, Disabled, PendingDeletion, ...).
+	// +optional
+	KeyState string `json:"keyState,omitempty"`
+	// CreationDate of the key.
+	// +optional
+	CreationDate *metav1.Time `json:"creationDate,omitempty"`
+	// DeletionDate when the key is scheduled for deletion.
+	// +optional
+	DeletionDate *metav1.Time `json:"deletionDate,omitempty"`
+	// Rotation as KMS reports it.
+	// +optional
+	Rotation *KeyRotationStatus `json:"rotation,omitempty"`
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready and Synced.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Key is an AWS KMS key.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=kmskey,categories=kms
+// +kubebuilder:printcolumn:name="Key ID",type=string,JSONPath=`.status.keyID`
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.keyState`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].status`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Key struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +optional
+	Spec KeySpec `json:"spec,omitempty"`
+	// +optional
+	Status KeyStatus `json:"status,omitempty"`
+}
+
+// KeyList is a list of Keys.
+// +kubebuilder:object:root=true
+type KeyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Key `json:"items"`
+}

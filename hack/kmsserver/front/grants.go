@@ -1,0 +1,279 @@
+package front
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"reflect"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/nsmithuk/local-kms/src/config"
+	"github.com/nsmithuk/local-kms/src/handler"
+)
+
+// grantOperations is the GrantOperation enum of the KMS API.
+var grantOperations = []string{
+	"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+	"ReEncryptFrom", "ReEncryptTo", "Sign", "Verify", "GetPublicKey",
+	"CreateGrant", "RetireGrant", "DescribeKey", "GenerateDataKeyPair",
+	"GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac",
+	"DeriveSharedSecret", "Encapsulate", "Decapsulate",
+}
+
+var grantNamePattern = regexp.MustCompile(`^[a-zA-Z0-9:/_-]{1,256}$`)
+
+type grant struct {
+	GrantId           string
+	KeyId             string // the key's ARN
+	Name              string `json:",omitempty"`
+	GranteePrincipal  string
+	RetiringPrincipal string `json:",omitempty"`
+	Operations        []string
+	Constraints       *grantConstraints `json:",omitempty"`
+	CreationDate      time.Time
+	Token             string
+}
+
+type grantConstraints struct {
+	EncryptionContextSubset map[string]string `json:",omitempty"`
+	EncryptionContextEquals map[string]string `json:",omitempty"`
+}
+
+// sameParameters reports whether a CreateGrant retry with g's name would be
+// answered with g, the order of operations aside.
+func (g *grant) sameParameters(o *grant) bool {
+	return g.GranteePrincipal == o.GranteePrincipal &&
+		g.RetiringPrincipal == o.RetiringPrincipal &&
+		slices.Equal(slices.Sorted(slices.Values(g.Operations)), slices.Sorted(slices.Values(o.Operations))) &&
+		reflect.DeepEqual(g.Constraints, o.Constraints)
+}
+
+// listEntry is the GrantListEntry shape of ListGrants and ListRetirableGrants.
+func (g *grant) listEntry() map[string]any {
+	e := map[string]any{
+		"GrantId":          g.GrantId,
+		"KeyId":            g.KeyId,
+		"GranteePrincipal": g.GranteePrincipal,
+		"IssuingAccount":   "arn:aws:iam::" + config.AWSAccountId + ":root",
+		"Operations":       g.Operations,
+		"CreationDate":     g.CreationDate.Unix(),
+	}
+	if g.Name != "" {
+		e["Name"] = g.Name
+	}
+	if g.RetiringPrincipal != "" {
+		e["RetiringPrincipal"] = g.RetiringPrincipal
+	}
+	if g.Constraints != nil {
+		e["Constraints"] = g.Constraints
+	}
+	return e
+}
+
+func randomString(n int, encode func([]byte) string) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return encode(b)
+}
+
+func (f *Front) createGrant(c *call) handler.Response {
+	var in struct {
+		KeyId             string
+		GranteePrincipal  string
+		RetiringPrincipal string
+		Operations        []string
+		Constraints       *grantConstraints
+		Name              string
+	}
+	if resp, ok := c.decode(&in); !ok {
+		return resp
+	}
+	if in.GranteePrincipal == "" {
+		return validationError("1 validation error detected: Value null at 'granteePrincipal' failed to satisfy constraint: Member must not be null")
+	}
+	if len(in.Operations) == 0 {
+		return validationError("1 validation error detected: Value null at 'operations' failed to satisfy constraint: Member must not be null")
+	}
+	for _, op := range in.Operations {
+		if !slices.Contains(grantOperations, op) {
+			return validationError("1 validation error detected: Value '%s' at 'operations' failed to satisfy constraint: Member must satisfy enum value set: %v", op, grantOperations)
+		}
+	}
+	if in.Name != "" && !grantNamePattern.MatchString(in.Name) {
+		return validationError("1 validation error detected: Value '%s' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$", in.Name)
+	}
+	if cs := in.Constraints; cs != nil {
+		// Empty and absent constraints are the same, also for idempotency.
+		if len(cs.EncryptionContextSubset) == 0 {
+			cs.EncryptionContextSubset = nil
+		}
+		if len(cs.EncryptionContextEquals) == 0 {
+			cs.EncryptionContextEquals = nil
+		}
+		switch {
+		case cs.EncryptionContextSubset != nil && cs.EncryptionContextEquals != nil:
+			return validationError("A grant constraint cannot contain both EncryptionContextSubset and EncryptionContextEquals")
+		case cs.EncryptionContextSubset == nil && cs.EncryptionContextEquals == nil:
+			in.Constraints = nil
+		}
+	}
+	key, resp := f.loadKey(in.KeyId)
+	if key == nil {
+		return resp
+	}
+	if pendingDeletion(key) {
+		return invalidState("%s is pending deletion.", key.GetArn())
+	}
+
+	g := &grant{
+		KeyId:             key.GetArn(),
+		Name:              in.Name,
+		GranteePrincipal:  in.GranteePrincipal,
+		RetiringPrincipal: in.RetiringPrincipal,
+		Operations:        in.Operations,
+		Constraints:       in.Constraints,
+	}
+	err := f.state.update(func(d *storeData) bool {
+		// A named grant is idempotent: a retry with the same parameters gets
+		// the existing grant; different parameters make a new grant.
+		if g.Name != "" {
+			for _, old := range d.Grants {
+				if old.KeyId == g.KeyId && old.Name == g.Name && old.sameParameters(g) {
+					g = old
+					return false
+				}
+			}
+		}
+		g.GrantId = randomString(32, hex.EncodeToString)
+		g.Token = randomString(96, base64.RawURLEncoding.EncodeToString)
+		g.CreationDate = time.Now()
+		d.Grants = append(d.Grants, g)
+		return true
+	})
+	if err != nil {
+		return f.saveFailed(err)
+	}
+	return jsonResponse(200, map[string]string{"GrantId": g.GrantId, "GrantToken": g.Token})
+}
+
+func (f *Front) listGrants(c *call) handler.Response {
+	var in struct {
+		KeyId            string
+		GrantId          string
+		GranteePrincipal string
+		Limit            *int
+		Marker           string
+	}
+	if resp, ok := c.decode(&in); !ok {
+		return resp
+	}
+	key, resp := f.loadKey(in.KeyId)
+	if key == nil {
+		return resp
+	}
+	return f.grantPage(in.Limit, in.Marker, func(g *grant) bool {
+		return g.KeyId == key.GetArn() &&
+			(in.GrantId == "" || g.GrantId == in.GrantId) &&
+			(in.GranteePrincipal == "" || g.GranteePrincipal == in.GranteePrincipal)
+	})
+}
+
+func (f *Front) listRetirableGrants(c *call) handler.Response {
+	var in struct {
+		RetiringPrincipal string
+		Limit             *int
+		Marker            string
+	}
+	if resp, ok := c.decode(&in); !ok {
+		return resp
+	}
+	if in.RetiringPrincipal == "" {
+		return validationError("1 validation error detected: Value null at 'retiringPrincipal' failed to satisfy constraint: Member must not be null")
+	}
+	return f.grantPage(in.Limit, in.Marker, func(g *grant) bool {
+		return g.RetiringPrincipal == in.RetiringPrincipal
+	})
+}
+
+// grantPage answers one page of the grants that match.
+func (f *Front) grantPage(limit *int, marker string, match func(*grant) bool) handler.Response {
+	var grants []*grant
+	f.state.view(func(d *storeData) {
+		for _, g := range d.Grants {
+			if match(g) {
+				grants = append(grants, g)
+			}
+		}
+	})
+	p, resp := paginate(len(grants), limit, 50, 100, marker)
+	if !resp.Empty() {
+		return resp
+	}
+	entries := []map[string]any{}
+	for _, g := range grants[p.start:p.end] {
+		entries = append(entries, g.listEntry())
+	}
+	return jsonResponse(200, p.output("Grants", entries))
+}
+
+// retireGrant finds the grant by its token or by key and grant id.
+func (f *Front) retireGrant(c *call) handler.Response {
+	var in struct {
+		GrantToken string
+		KeyId      string
+		GrantId    string
+	}
+	if resp, ok := c.decode(&in); !ok {
+		return resp
+	}
+	if in.GrantToken != "" {
+		return f.deleteGrant(func(g *grant) bool { return g.Token == in.GrantToken },
+			errorResponse(400, "InvalidGrantTokenException", "The grant token is not valid"))
+	}
+	if in.KeyId == "" || in.GrantId == "" {
+		return validationError("Either GrantToken, or both KeyId and GrantId, must be specified")
+	}
+	return f.revokeGrant(c)
+}
+
+func (f *Front) revokeGrant(c *call) handler.Response {
+	var in struct {
+		KeyId   string
+		GrantId string
+	}
+	if resp, ok := c.decode(&in); !ok {
+		return resp
+	}
+	if in.GrantId == "" {
+		return validationError("1 validation error detected: Value null at 'grantId' failed to satisfy constraint: Member must not be null")
+	}
+	key, resp := f.loadKey(in.KeyId)
+	if key == nil {
+		return resp
+	}
+	return f.deleteGrant(func(g *grant) bool { return g.KeyId == key.GetArn() && g.GrantId == in.GrantId },
+		notFound("Grant ID %s not found for key %s", in.GrantId, key.GetArn()))
+}
+
+// deleteGrant removes the grant that matches, answering missing if none does.
+func (f *Front) deleteGrant(match func(*grant) bool, missing handler.Response) handler.Response {
+	found := false
+	err := f.state.update(func(d *storeData) bool {
+		i := slices.IndexFunc(d.Grants, match)
+		if i < 0 {
+			return false
+		}
+		found = true
+		d.Grants = slices.Delete(d.Grants, i, i+1)
+		return true
+	})
+	switch {
+	case err != nil:
+		return f.saveFailed(err)
+	case !found:
+		return missing
+	}
+	return handler.Response{Code: 200}
+}

@@ -1,0 +1,150 @@
+package kmsclient
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Class is what a reconciler needs to know about a failed KMS call.
+type Class int
+
+const (
+	// Transient faults (network, 5xx, unknown errors) are retried with backoff.
+	Transient Class = iota
+	// NotFound: the key, alias or grant does not exist.
+	NotFound
+	// AlreadyExists: the alias (or other named resource) exists already.
+	AlreadyExists
+	// InvalidState: the key's state forbids the call (PendingDeletion,
+	// Disabled, PendingImport, Unavailable).
+	InvalidState
+	// Throttled: a request quota was exceeded; retry after a backoff.
+	Throttled
+	// MalformedPolicy: KMS rejected a policy. It may be IAM propagation of a
+	// principal created seconds ago, so it is retried a few times before it
+	// is treated as Invalid.
+	MalformedPolicy
+	// Invalid: the request can never succeed as it is (validation, unsupported
+	// operation, lockout-unsafe policy, limit exceeded). Terminal until the spec
+	// changes.
+	Invalid
+)
+
+func (c Class) String() string {
+	switch c {
+	case NotFound:
+		return "NotFound"
+	case AlreadyExists:
+		return "AlreadyExists"
+	case InvalidState:
+		return "InvalidState"
+	case Throttled:
+		return "Throttled"
+	case MalformedPolicy:
+		return "MalformedPolicy"
+	case Invalid:
+		return "Invalid"
+	default:
+		return "Transient"
+	}
+}
+
+// Error is a classified KMS error. Message is KMS's own text, safe to show in
+// status: it never contains grant tokens or credentials.
+type Error struct {
+	Op      string // KMS operation, e.g. "CreateKey"
+	Class   Class
+	Code    string // KMS error code, e.g. "NotFoundException"
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("kms %s: %s", e.Op, e.Message)
+	}
+	return fmt.Sprintf("kms %s: %s: %s", e.Op, e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ClassOf returns the class of err; errors not from this package are Transient.
+func ClassOf(err error) Class {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Class
+	}
+	return Transient
+}
+
+// IsNotFound reports whether err says the KMS resource does not exist.
+func IsNotFound(err error) bool { return err != nil && ClassOf(err) == NotFound }
+
+// NewError returns a classified error like the SDK adapter's, for fakes and
+// tests.
+func NewError(op string, class Class, code, msg string) error {
+	return &Error{Op: op, Class: class, Code: code, Message: msg}
+}
+
+// codeClasses is the one table from KMS error codes to classes. Codes not
+// listed (KMSInternalException, DependencyTimeoutException,
+// KeyUnavailableException, ...) are Transient.
+var codeClasses = map[string]Class{
+	"NotFoundException":                NotFound,
+	"AlreadyExistsException":           AlreadyExists,
+	"KMSInvalidStateException":         InvalidState,
+	"DisabledException":                InvalidState,
+	"ThrottlingException":              Throttled,
+	"MalformedPolicyDocumentException": MalformedPolicy,
+	"ValidationException":              Invalid,
+	"InvalidArnException":              Invalid,
+	"UnsupportedOperationException":    Invalid,
+	"TagException":                     Invalid,
+	"LimitExceededException":           Invalid,
+	"InvalidGrantTokenException":       Invalid,
+	"InvalidGrantIdException":          Invalid,
+	"InvalidAliasNameException":        Invalid,
+	"InvalidMarkerException":           Invalid,
+	"InvalidKeyUsageException":         Invalid,
+	// Denied calls wait for an IAM or key policy fix: hammering them helps
+	// nobody, and the periodic resync retries them anyway.
+	"AccessDeniedException": Invalid,
+}
+
+// classify wraps an SDK error from KMS operation op into an *Error.
+func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	e := &Error{Op: op, Message: err.Error(), Err: err}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		e.Code, e.Message = apiErr.ErrorCode(), apiErr.ErrorMessage()
+	}
+	e.Class = classOf(e.Code, err)
+	return e
+}
+
+func classOf(code string, err error) Class {
+	if c, ok := codeClasses[code]; ok {
+		return c
+	}
+	var quota ratelimit.QuotaExceededError
+	var resp *smithyhttp.ResponseError
+	switch {
+	// The SDK gives up retrying when its retry token bucket is empty, which
+	// happens under sustained throttling.
+	case strings.Contains(code, "Throttl"), errors.As(err, &quota):
+		return Throttled
+	// KMS emulators answer operations they do not implement with a plain 501.
+	case errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusNotImplemented:
+		return Invalid
+	}
+	return Transient
+}

@@ -1,0 +1,307 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// kmsDefault is the policy KMS attaches to a key created without one.
+const kmsDefault = `{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}`
+
+// kmsDefaultAsReturned is kmsDefault the way GetKeyPolicy returns it:
+// pretty-printed, keys reordered, strings wrapped in one-element arrays.
+const kmsDefaultAsReturned = `{
+  "Id" : "key-default-1",
+  "Statement" : [ {
+    "Action" : [ "kms:*" ],
+    "Effect" : "Allow",
+    "Principal" : {
+      "AWS" : [ "arn:aws:iam::111122223333:root" ]
+    },
+    "Resource" : "*",
+    "Sid" : "Enable IAM User Permissions"
+  } ],
+  "Version" : "2012-10-17"
+}`
+
+// stmt wraps statements (a JSON array body or a single object) in a policy.
+func stmt(s string) string {
+	return `{"Version":"2012-10-17","Statement":` + s + `}`
+}
+
+func TestEqual(t *testing.T) {
+	cases := []struct {
+		reason string
+		a, b   string
+		want   bool
+	}{
+		// Equal pairs.
+		{
+			reason: "IAM stores a bare account id principal as the account's root ARN",
+			a:      stmt(`{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"kms:*","Resource":"*"}`),
+			b:      stmt(`{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}`),
+			want:   true,
+		},
+		{
+			reason: "a different account is a different principal",
+			a:      stmt(`{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"kms:*","Resource":"*"}`),
+			b:      stmt(`{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"}`),
+			want:   false,
+		},
+		{"KMS default policy vs how GetKeyPolicy returns it", kmsDefault, kmsDefaultAsReturned, true},
+		{"identical", kmsDefault, kmsDefault, true},
+		{"whitespace only",
+			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+			"{ \"Version\" : \"2012-10-17\",\n\t\"Statement\" : [ { \"Effect\" : \"Allow\" , \"Action\" : \"kms:Encrypt\" , \"Resource\" : \"*\" } ] }", true},
+		{"top-level and statement key order",
+			`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}`,
+			`{"Statement":[{"Resource":"*","Action":"kms:Encrypt","Effect":"Allow"}],"Version":"2012-10-17"}`, true},
+		{"Statement object vs one-element array",
+			stmt(`{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
+		{"Action string vs one-element array",
+			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Action":["kms:Encrypt"],"Resource":"*"}]`), true},
+		{"Resource string vs one-element array",
+			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":["*"]}]`), true},
+		{"Action order",
+			stmt(`[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Action":["kms:Decrypt","kms:Encrypt"],"Resource":"*"}]`), true},
+		{"Action case",
+			stmt(`[{"Effect":"Allow","Action":"kms:GenerateDataKey*","Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Action":"KMS:generatedatakey*","Resource":"*"}]`), true},
+		{"duplicated actions",
+			stmt(`[{"Effect":"Allow","Action":["kms:Encrypt","kms:Encrypt","kms:encrypt"],"Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
+		{"NotResource order and duplicates",
+			stmt(`[{"Effect":"Deny","Action":"kms:*","NotResource":["b","a","b"]}]`),
+			stmt(`[{"Effect":"Deny","Action":"kms:*","NotResource":["a","b"]}]`), true},
+		{"statement order",
+			stmt(`[{"Sid":"A","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"},{"Sid":"B","Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]`),
+			stmt(`[{"Sid":"B","Effect":"Deny","Action":"kms:Decrypt","Resource":"*"},{"Sid":"A","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
+		{"Principal \"*\" vs {\"AWS\":\"*\"}",
+			stmt(`[{"Effect":"Allow","Principal":"*","Action":"kms:Encrypt","Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:Encrypt","Resource":"*"}]`), true},
+		{"Principal \"*\" vs {\"AWS\":[\"*\"]}",
+			stmt(`[{"Effect":"Allow","Principal":"*","Action":"kms:Encrypt","Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":"kms:Encrypt","Resource":"*"}]`), true},
+		{"Principal AWS list order and duplicates",
+			stmt(`[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::1:role/b","arn:aws:iam::1:role/a"],"Service":"logs.amazonaws.com"},"Action":"kms:Encrypt","Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Principal":{"Service":["logs.amazonaws.com"],"AWS":["arn:aws:iam::1:role/a","arn:aws:iam::1:role/b","arn:aws:iam::1:role/a"]},"Action":"kms:Encrypt","Resource":"*"}]`), true},
+		{"condition value string vs one-element array",
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"s3.us-east-1.amazonaws.com"}}}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":["s3.us-east-1.amazonaws.com"]}}}]`), true},
+		{"condition value order",
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":["b","a"]}}}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":["a","b"]}}}]`), true},
+		{"condition bool vs \"true\"",
+			stmt(`[{"Effect":"Allow","Action":"kms:CreateGrant","Resource":"*","Condition":{"Bool":{"kms:GrantIsForAWSResource":true}}}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:CreateGrant","Resource":"*","Condition":{"Bool":{"kms:GrantIsForAWSResource":"true"}}}]`), true},
+		{"condition number vs string",
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"NumericLessThan":{"aws:MultiFactorAuthAge":[3600]}}}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"NumericLessThan":{"aws:MultiFactorAuthAge":"3600"}}}]`), true},
+		{"condition key case",
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:CallerAccount":"111122223333"}}}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"KMS:calleraccount":"111122223333"}}}]`), true},
+		{"absent Sid vs empty Sid",
+			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+			stmt(`[{"Sid":"","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
+		{"duplicated statement",
+			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"},{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
+
+		// Unequal pairs.
+		{"different action",
+			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]`), false},
+		{"extra action",
+			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*"}]`), false},
+		{"Allow vs Deny",
+			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+			stmt(`[{"Effect":"Deny","Action":"kms:Encrypt","Resource":"*"}]`), false},
+		{"extra statement",
+			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"},{"Effect":"Deny","Action":"kms:Delete*","Resource":"*"}]`), false},
+		{"different principal",
+			stmt(`[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"}]`), false},
+		{"different principal type",
+			stmt(`[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Principal":{"Service":"*"},"Action":"kms:*","Resource":"*"}]`), false},
+		{"different condition value",
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:CallerAccount":"111122223333"}}}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:CallerAccount":"444455556666"}}}]`), false},
+		{"condition value case is significant",
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":"Blue"}}}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":"blue"}}}]`), false},
+		{"different condition operator",
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"s3.amazonaws.com"}}}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringLike":{"kms:ViaService":"s3.amazonaws.com"}}}]`), false},
+		{"condition operator case is significant",
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"s3.amazonaws.com"}}}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"stringequals":{"kms:ViaService":"s3.amazonaws.com"}}}]`), false},
+		{"missing condition",
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"s3.amazonaws.com"}}}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]`), false},
+		{"NotAction vs Action",
+			stmt(`[{"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]`),
+			stmt(`[{"Effect":"Deny","NotAction":"kms:Decrypt","Resource":"*"}]`), false},
+		{"Resource changed",
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"arn:aws:kms:us-east-1:111122223333:key/abc"}]`), false},
+		{"Resource case is significant",
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"arn:aws:kms:us-east-1:111122223333:alias/App"}]`),
+			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"arn:aws:kms:us-east-1:111122223333:alias/app"}]`), false},
+		{"different Sid",
+			stmt(`[{"Sid":"A","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+			stmt(`[{"Sid":"B","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), false},
+		{"different Version",
+			`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}`,
+			`{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}`, false},
+		{"different Id", kmsDefault, strings.Replace(kmsDefault, "key-default-1", "key-consolepolicy-3", 1), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			for _, swap := range []bool{false, true} { // Equal must be symmetric
+				a, b := tc.a, tc.b
+				if swap {
+					a, b = b, a
+				}
+				got, err := Equal(a, b)
+				if err != nil {
+					t.Fatalf("Equal: unexpected error: %v", err)
+				}
+				if got != tc.want {
+					ca, _ := canonical(a)
+					cb, _ := canonical(b)
+					t.Errorf("Equal(swapped=%v) = %v, want %v; canonical forms (-a +b):\n%s", swap, got, tc.want, cmp.Diff(ca, cb))
+				}
+			}
+		})
+	}
+}
+
+func TestEqualErrors(t *testing.T) {
+	cases := []struct {
+		reason  string
+		a, b    string
+		wantErr string
+	}{
+		{"empty", "", kmsDefault, "policy is empty"},
+		{"whitespace only", kmsDefault, " \n", "policy is empty"},
+		{"truncated JSON", `{"Version":"2012-10-17"`, kmsDefault, "policy is not valid JSON: "},
+		{"syntax error", kmsDefault, `{"Version" "2012-10-17"}`, "policy is not valid JSON: "},
+		{"trailing data", `{} {}`, kmsDefault, "policy is not valid JSON: unexpected data after the top-level object"},
+		{"array", `[]`, kmsDefault, "policy is not a JSON object, got an array"},
+		{"string", kmsDefault, `"policy"`, "policy is not a JSON object, got a string"},
+		{"null", `null`, kmsDefault, "policy is not a JSON object, got null"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			got, err := Equal(tc.a, tc.b)
+			if err == nil {
+				t.Fatalf("Equal = %v, want error containing %q", got, tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("error = %q, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		reason  string
+		policy  string
+		wantErr string // "" means valid
+	}{
+		{"KMS default policy", kmsDefault, ""},
+		{"KMS default policy as returned", kmsDefaultAsReturned, ""},
+		{"single statement object", stmt(`{"Effect":"Deny","Action":"kms:*","Resource":"*"}`), ""},
+		{"not JSON", `{`, "policy is not valid JSON"},
+		{"not an object", `[{"Effect":"Allow"}]`, "policy is not a JSON object, got an array"},
+		{"empty", ``, "policy is empty"},
+		{"no Statement", `{"Version":"2012-10-17"}`, `policy has no "Statement"`},
+		{"Statement is a string", stmt(`"allow all"`), `policy "Statement" must be an object or an array of objects, got a string`},
+		{"Statement is empty", stmt(`[]`), `policy "Statement" is an empty array`},
+		{"statement is not an object", stmt(`[{"Effect":"Allow"},"x"]`), `policy Statement[1] must be an object, got a string`},
+		{"missing Effect", stmt(`[{"Action":"kms:*","Resource":"*"}]`), `policy Statement[0] has no "Effect"`},
+		{"lowercase Effect", stmt(`[{"Effect":"Allow"},{"Effect":"allow"}]`), `policy Statement[1] "Effect" must be "Allow" or "Deny", got "allow"`},
+		{"non-string Effect", stmt(`{"Effect":true}`), `policy Statement[0] "Effect" must be "Allow" or "Deny", got true`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			err := Validate(tc.policy)
+			var got string
+			if err != nil {
+				got = err.Error()
+			}
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: unexpected error: %v", err)
+				}
+				return
+			}
+			if !strings.HasPrefix(got, tc.wantErr) {
+				t.Errorf("Validate error = %q, want prefix %q", got, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestCanonical pins the canonical form of the KMS default policy so that a
+// change in normalization is visible in review.
+func TestCanonical(t *testing.T) {
+	want := `{"Id":"key-default-1","Statement":[{"Action":["kms:*"],"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:root"]},"Resource":["*"],"Sid":"Enable IAM User Permissions"}],"Version":"2012-10-17"}`
+	for _, p := range []string{kmsDefault, kmsDefaultAsReturned} {
+		got, err := canonical(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("canonical form mismatch (-want +got):\n%s", diff)
+		}
+	}
+}
+
+// FuzzEqual checks the properties every equality must have: a valid policy
+// equals itself, Equal is symmetric, and canonicalization is idempotent.
+func FuzzEqual(f *testing.F) {
+	f.Add(kmsDefault, kmsDefaultAsReturned)
+	f.Add(stmt(`{"Effect":"Allow","Principal":"*","Action":["kms:Encrypt","KMS:encrypt"],"Resource":"*"}`),
+		stmt(`[{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":"kms:encrypt","Resource":["*"]}]`))
+	f.Add(stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":true},"NumericLessThan":{"aws:MultiFactorAuthAge":[1,"2",1.50]}}}]`),
+		stmt(`[{"Sid":"","Effect":"Deny","NotAction":[],"NotPrincipal":{"Federated":[]},"Other":[[1],{"x":[null]}]}]`))
+	f.Add(`{}`, `{"Statement":"x","Version":[["a"]]}`)
+	// Found by fuzzing: wrapped values must normalize the same way twice.
+	f.Add(`{"Statement":[{"Principal":["*"]}]}`, `{"Statement":[[{"Condition":[{"StringEquals":[{"K":["v"]}]}]}]]}`)
+	f.Add(`not json`, `[1,2]`)
+	f.Fuzz(func(t *testing.T, a, b string) {
+		for _, p := range []string{a, b} {
+			eq, err := Equal(p, p)
+			if err != nil {
+				continue // invalid input: nothing more to check
+			}
+			if !eq {
+				t.Errorf("Equal(p, p) = false for %q", p)
+			}
+			c, _ := canonical(p)
+			cc, err := canonical(c)
+			if err != nil {
+				t.Fatalf("canonical form %q does not parse: %v", c, err)
+			}
+			if diff := cmp.Diff(c, cc); diff != "" {
+				t.Errorf("canonicalization not idempotent for %q (-once +twice):\n%s", p, diff)
+			}
+		}
+		ab, errAB := Equal(a, b)
+		ba, errBA := Equal(b, a)
+		if (errAB == nil) != (errBA == nil) || ab != ba {
+			t.Errorf("Equal not symmetric: (a,b) = %v, %v; (b,a) = %v, %v", ab, errAB, ba, errBA)
+		}
+	})
+}

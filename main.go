@@ -1,0 +1,144 @@
+// Command kms-operator reconciles Key, Alias and Grant objects with AWS KMS.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
+	"github.com/kmsoperator/kms-operator/controllers"
+	"github.com/kmsoperator/kms-operator/internal/kmsclient"
+)
+
+var scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(kmsv1alpha1.AddToScheme(scheme))
+}
+
+// config is the operator's command line. The flag names are a public contract
+// (README, Helm chart, Deployment).
+type config struct {
+	region, kmsEndpoint         string
+	syncPeriod                  time.Duration
+	maxConcurrentReconciles     int
+	watchNamespaces             string
+	clusterName                 string
+	allowAdoption               bool
+	allowUnmanagedKeyReferences bool
+	leaderElect                 bool
+	leaderElectionNamespace     string
+	metricsAddr, probeAddr      string
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.region, "region", "", "Default AWS region for KMS (default: the AWS configuration chain, e.g. AWS_REGION).")
+	flag.StringVar(&c.kmsEndpoint, "kms-endpoint", "", "KMS endpoint URL (default: the AWS configuration chain, e.g. AWS_ENDPOINT_URL_KMS, else AWS's public endpoint).")
+	flag.DurationVar(&c.syncPeriod, "sync-period", 10*time.Minute, "How often each object is re-observed in KMS to correct drift (with 10% jitter).")
+	flag.IntVar(&c.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Reconciles run in parallel per kind.")
+	flag.StringVar(&c.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch (default: all).")
+	flag.StringVar(&c.clusterName, "cluster-name", "default", "Name of this cluster, written into the ownership tags of the keys it creates.")
+	flag.BoolVar(&c.allowAdoption, "allow-adoption", false, "Allow Key objects to adopt existing KMS keys through spec.keyID.")
+	flag.BoolVar(&c.allowUnmanagedKeyReferences, "allow-unmanaged-key-references", false, "Allow Alias and Grant objects to reference, by raw key id, keys the operator does not own.")
+	flag.BoolVar(&c.leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
+	flag.StringVar(&c.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (default: the Pod's namespace).")
+	flag.StringVar(&c.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
+	flag.StringVar(&c.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	if err := run(ctrl.SetupSignalHandler(), c); err != nil {
+		ctrl.Log.Error(err, "operator stopped")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, c config) error {
+	log := ctrl.Log.WithName("setup")
+	cacheOpts := cache.Options{}
+	if ns := splitList(c.watchNamespaces); len(ns) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, n := range ns {
+			cacheOpts.DefaultNamespaces[n] = cache.Config{}
+		}
+	}
+	restConfig, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                  scheme,
+		Cache:                   cacheOpts,
+		Metrics:                 metricsserver.Options{BindAddress: c.metricsAddr},
+		HealthProbeBindAddress:  c.probeAddr,
+		LeaderElection:          c.leaderElect,
+		LeaderElectionID:        "kms-operator.kms.kmsoperator.io",
+		LeaderElectionNamespace: c.leaderElectionNamespace,
+		// A new leader must not wait for the old one's lease to run out when
+		// the old one stops cleanly.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+
+	provider, err := kmsclient.NewProvider(ctx, kmsclient.ProviderOptions{
+		Region:     c.region,
+		Endpoint:   c.kmsEndpoint,
+		Registerer: metrics.Registry,
+	})
+	if err != nil {
+		return fmt.Errorf("kms client: %w", err)
+	}
+
+	opts := controllers.Options{
+		KMS:                         provider,
+		SyncPeriod:                  c.syncPeriod,
+		MaxConcurrentReconciles:     c.maxConcurrentReconciles,
+		ClusterName:                 c.clusterName,
+		AllowAdoption:               c.allowAdoption,
+		AllowUnmanagedKeyReferences: c.allowUnmanagedKeyReferences,
+	}
+	if err := controllers.SetupAll(mgr, opts); err != nil {
+		return err
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	log.Info("starting", "region", c.region, "syncPeriod", c.syncPeriod, "watchNamespaces", c.watchNamespaces,
+		"clusterName", c.clusterName, "allowAdoption", c.allowAdoption,
+		"allowUnmanagedKeyReferences", c.allowUnmanagedKeyReferences)
+	return mgr.Start(ctx)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
