@@ -30,12 +30,13 @@ type Options struct {
 
 // The RBAC every reconciler needs besides its own kind.
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 // SetupAll registers every controller with the manager.
 func SetupAll(mgr ctrl.Manager, o Options) error {
 	return errors.Join(
 		(&KeyReconciler{Options: o}).SetupWithManager(mgr),
+		(&AliasReconciler{Options: o}).SetupWithManager(mgr),
+		(&GrantReconciler{Options: o}).SetupWithManager(mgr),
 	)
 }
 

@@ -429,7 +429,11 @@ func (r *KeyReconciler) diff(key *kmsv1alpha1.Key, obs *observed) []difference {
 			return api.PutKeyPolicy(ctx, id, spec.Policy, spec.BypassPolicyLockoutSafetyCheck)
 		})
 	}
-	want := desiredTags(key, r.ClusterName)
+	// An observed key is never claimed, so its ownership tags are not wanted.
+	want := key.Spec.Tags
+	if key.Spec.ManagementPolicy != kmsv1alpha1.ManagementPolicyObserve {
+		want = desiredTags(key, r.ClusterName)
+	}
 	if set := changedTags(want, obs.tags); len(set) > 0 {
 		add("tags", func(ctx context.Context, api kmsclient.API) error { return api.TagKey(ctx, id, set) })
 	}
@@ -437,8 +441,10 @@ func (r *KeyReconciler) diff(key *kmsv1alpha1.Key, obs *observed) []difference {
 		add("tags removed", func(ctx context.Context, api kmsclient.API) error { return api.UntagKey(ctx, id, del) })
 	}
 
-	stateDiffers := obs.key.State != kmsclient.StatePendingImport &&
-		(obs.key.State == kmsclient.StateEnabled) != wantEnabled(spec)
+	// Only a settled key can be enabled or disabled; a passing state
+	// (Creating, Updating, Unavailable) is waited out instead.
+	settled := obs.key.State == kmsclient.StateEnabled || obs.key.State == kmsclient.StateDisabled
+	stateDiffers := settled && (obs.key.State == kmsclient.StateEnabled) != wantEnabled(spec)
 	if stateDiffers && wantEnabled(spec) {
 		add("enabled", func(ctx context.Context, api kmsclient.API) error { return api.EnableKey(ctx, id) })
 	}
@@ -585,10 +591,15 @@ func (r *KeyReconciler) releaseKey(ctx context.Context, api kmsclient.API, key *
 	}
 	if key.Spec.DeletionPolicy == kmsv1alpha1.DeletionPolicyRetain {
 		err := api.UntagKey(ctx, id, ownerTagKeys)
-		if kmsclient.IsNotFound(err) {
+		switch {
+		case kmsclient.IsNotFound(err):
 			return nil
-		}
-		if err == nil {
+		case kmsclient.ClassOf(err) == kmsclient.InvalidState:
+			// KMS refuses to untag a key pending deletion; it is going anyway.
+			if k, derr := api.DescribeKey(ctx, id); derr == nil && k.State == kmsclient.StatePendingDeletion {
+				return nil
+			}
+		case err == nil:
 			r.event(key, corev1.EventTypeNormal, "Retained", "UntagKey", "KMS key %s retained; ownership tags removed", id)
 		}
 		return err

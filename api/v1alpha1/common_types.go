@@ -1,5 +1,7 @@
 package v1alpha1
 
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 // Condition types. Ready and Synced follow the kstatus and Crossplane conventions
 // so that `kubectl wait --for=condition=Ready` and GitOps health checks work.
 const (
@@ -63,3 +65,12 @@ type LocalObjectReference struct {
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 }
+
+// GetConditions returns the Key's conditions.
+func (k *Key) GetConditions() []metav1.Condition { return k.Status.Conditions }
+
+// GetConditions returns the Alias's conditions.
+func (a *Alias) GetConditions() []metav1.Condition { return a.Status.Conditions }
+
+// GetConditions returns the Grant's conditions.
+func (g *Grant) GetConditions() []metav1.Condition { return g.Status.Conditions }

@@ -60,7 +60,7 @@ type KeyRotation struct {
 }
 
 // KeySpec is the declared state of a KMS key.
-// +kubebuilder:validation:XValidation:rule="!has(self.rotation) || (!self.rotation.enabled && !has(self.rotation.onDemandRequest)) || (self.keySpec == 'SYMMETRIC_DEFAULT' && self.origin == 'AWS_KMS')",message="spec.rotation: automatic and on-demand rotation are only for keySpec SYMMETRIC_DEFAULT with origin AWS_KMS"
+// +kubebuilder:validation:XValidation:rule="!has(self.rotation) || ((!has(self.rotation.enabled) || !self.rotation.enabled) && !has(self.rotation.onDemandRequest)) || (self.keySpec == 'SYMMETRIC_DEFAULT' && self.origin == 'AWS_KMS')",message="spec.rotation: automatic and on-demand rotation are only for keySpec SYMMETRIC_DEFAULT with origin AWS_KMS"
 // +kubebuilder:validation:XValidation:rule="!has(self.keyUsage) || (self.keySpec == 'SYMMETRIC_DEFAULT' ? self.keyUsage == 'ENCRYPT_DECRYPT' : self.keySpec.startsWith('RSA_') ? self.keyUsage in ['ENCRYPT_DECRYPT', 'SIGN_VERIFY'] : self.keySpec in ['ECC_NIST_P256', 'ECC_NIST_P384', 'ECC_NIST_P521'] ? self.keyUsage in ['SIGN_VERIFY', 'KEY_AGREEMENT'] : self.keySpec.startsWith('HMAC_') ? self.keyUsage == 'GENERATE_VERIFY_MAC' : self.keySpec == 'SM2' ? self.keyUsage in ['ENCRYPT_DECRYPT', 'SIGN_VERIFY', 'KEY_AGREEMENT'] : self.keySpec.startsWith('ML_KEM_') ? self.keyUsage == 'ENCAPSULATE_DECAPSULATE' : self.keyUsage == 'SIGN_VERIFY')",message="spec.keyUsage is not allowed for this keySpec: SYMMETRIC_DEFAULT allows ENCRYPT_DECRYPT; RSA_* ENCRYPT_DECRYPT or SIGN_VERIFY; ECC_NIST_P256/P384/P521 SIGN_VERIFY or KEY_AGREEMENT; ECC_SECG_P256K1, ECC_NIST_EDWARDS25519 and ML_DSA_* SIGN_VERIFY; HMAC_* GENERATE_VERIFY_MAC; SM2 ENCRYPT_DECRYPT, SIGN_VERIFY or KEY_AGREEMENT; ML_KEM_* ENCAPSULATE_DECAPSULATE"
 // +kubebuilder:validation:XValidation:rule="(has(self.keyUsage) ? self.keyUsage : (self.keySpec.startsWith('HMAC_') ? 'GENERATE_VERIFY_MAC' : self.keySpec.startsWith('ML_KEM_') ? 'ENCAPSULATE_DECAPSULATE' : (self.keySpec == 'SYMMETRIC_DEFAULT' || self.keySpec.startsWith('RSA_') || self.keySpec == 'SM2') ? 'ENCRYPT_DECRYPT' : 'SIGN_VERIFY')) == (has(oldSelf.keyUsage) ? oldSelf.keyUsage : (oldSelf.keySpec.startsWith('HMAC_') ? 'GENERATE_VERIFY_MAC' : oldSelf.keySpec.startsWith('ML_KEM_') ? 'ENCAPSULATE_DECAPSULATE' : (oldSelf.keySpec == 'SYMMETRIC_DEFAULT' || oldSelf.keySpec.startsWith('RSA_') || oldSelf.keySpec == 'SM2') ? 'ENCRYPT_DECRYPT' : 'SIGN_VERIFY'))",message="spec.keyUsage is immutable: KMS fixes it when the key is created"
 // +kubebuilder:validation:XValidation:rule="self.managementPolicy != 'Observe' || has(self.keyID)",message="spec.keyID is required with managementPolicy Observe: it names the key to observe"
@@ -220,6 +220,7 @@ type Key struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
+	// +kubebuilder:default={keySpec: "SYMMETRIC_DEFAULT", managementPolicy: "Manage"}
 	// +optional
 	Spec KeySpec `json:"spec,omitempty"`
 	// +optional
