@@ -17,6 +17,8 @@ KUBERNETES_VERSION ?= v1.36.3
 
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT := $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+HELM_VERSION ?= v3.22.0
+HELM := $(LOCALBIN)/helm-$(HELM_VERSION)
 K8S_BINS := $(LOCALBIN)/kube-apiserver $(LOCALBIN)/kube-controller-manager $(LOCALBIN)/etcd
 KMS_SERVER := $(LOCALBIN)/kms-server
 MANAGER := $(LOCALBIN)/manager
@@ -30,8 +32,11 @@ all: build
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs and the ClusterRole from the markers.
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and the ClusterRole from the markers (and copy them into the Helm chart).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	rm -f charts/kms-operator/crds/*.yaml
+	cp config/crd/bases/*.yaml charts/kms-operator/crds/
+	cp config/rbac/role.yaml charts/kms-operator/files/role.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
@@ -47,15 +52,16 @@ vet: ## go vet every module.
 	go -C hack/kmsserver vet ./...
 
 .PHONY: lint
-lint: $(GOLANGCI_LINT) ## Run golangci-lint (config: .golangci.yml).
+lint: $(GOLANGCI_LINT) $(HELM) ## Run golangci-lint (config: .golangci.yml) and helm lint.
 	$(GOLANGCI_LINT) run ./...
 	cd hack/kmsserver && $(GOLANGCI_LINT) run ./...
+	$(HELM) lint --strict charts/kms-operator
 
 .PHONY: verify
 verify: generate manifests ## Fail if generated code or manifests are stale, or code is not gofmt'ed.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
-	@git diff --exit-code -- api config || { echo "generated files are stale: run make generate manifests and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "untracked generated files"; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "generated files are stale: run make generate manifests and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- api config charts)" || { git status --porcelain -- api config charts; echo "untracked generated files"; exit 1; }
 
 ##@ Test
 
@@ -63,8 +69,8 @@ verify: generate manifests ## Fail if generated code or manifests are stale, or 
 test: test-unit test-e2e ## Run every test: unit, envtest integration and e2e on the local platform.
 
 .PHONY: test-unit
-test-unit: $(K8S_BINS) ## Unit and envtest tests (envtest uses ./bin's kube-apiserver and etcd).
-	KUBEBUILDER_ASSETS=$(LOCALBIN) go test -count=1 ./...
+test-unit: $(K8S_BINS) $(HELM) ## Unit and envtest tests (envtest uses ./bin's kube-apiserver and etcd; test/install uses helm).
+	KUBEBUILDER_ASSETS=$(LOCALBIN) HELM=$(HELM) go test -count=1 ./...
 	go -C hack/kmsserver test -count=1 ./...
 
 .PHONY: test-e2e
@@ -152,6 +158,13 @@ $(GOLANGCI_LINT):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(LOCALBIN)/golangci-lint $@
+
+# The ldflags make helm assume Kubernetes 1.36 (not 1.20) for .Capabilities
+# when it has no cluster to ask.
+$(HELM):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install -ldflags "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=36" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(LOCALBIN)/helm $@
 
 .PHONY: help
 help: ## Show the targets.

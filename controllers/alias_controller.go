@@ -21,9 +21,8 @@ import (
 	"github.com/kmsoperator/kms-operator/internal/kmsclient"
 )
 
-// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=aliases,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=aliases/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=aliases/finalizers,verbs=update
+// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=aliases,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=aliases/status,verbs=patch
 // +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=keys,verbs=get;list;watch
 
 // Field indexes of Alias objects.

@@ -22,9 +22,8 @@ import (
 	"github.com/kmsoperator/kms-operator/internal/kmsclient"
 )
 
-// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=grants,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=grants/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=grants/finalizers,verbs=update
+// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=grants,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=grants/status,verbs=patch
 // +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=keys,verbs=get;list;watch
 
 // grantKeyRefField indexes Grants by the Key they reference, so Key events

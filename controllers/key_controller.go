@@ -37,9 +37,8 @@ const malformedPolicyGrace = 2 * time.Minute
 // Unavailable, ...) is looked at again.
 const transitionalRecheck = 30 * time.Second
 
-// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=keys,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=keys/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=keys/finalizers,verbs=update
+// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=keys,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=keys/status,verbs=patch
 
 // KeyReconciler makes a KMS key match a Key object.
 type KeyReconciler struct {
@@ -91,8 +90,7 @@ func (r *KeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		return r.finish(ctx, orig, key, ctrl.Result{}, newSpecError(kmsv1alpha1.ReasonInvalidSpec, err.Error()))
 	}
 	if !key.DeletionTimestamp.IsZero() {
-		res, err := r.reconcileDelete(ctx, api, key)
-		return r.finish(ctx, orig, key, res, err)
+		return r.finish(ctx, orig, key, ctrl.Result{}, r.reconcileDelete(ctx, api, key))
 	}
 	res, err := r.reconcileNormal(ctx, api, key)
 	return r.finish(ctx, orig, key, res, err)
@@ -553,13 +551,13 @@ func syncedMessage(applied []string) string {
 	return "the spec is applied; changed: " + strings.Join(applied, ", ")
 }
 
-func (r *KeyReconciler) reconcileDelete(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key) (ctrl.Result, error) {
+func (r *KeyReconciler) reconcileDelete(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key) error {
 	if !controllerutil.ContainsFinalizer(key, kmsv1alpha1.Finalizer) {
-		return ctrl.Result{}, nil
+		return nil
 	}
 	if key.Spec.ManagementPolicy != kmsv1alpha1.ManagementPolicyObserve {
 		if err := r.releaseKey(ctx, api, key); err != nil {
-			return ctrl.Result{}, err
+			return err
 		}
 	}
 	r.states.set(key.UID, "")
@@ -567,7 +565,7 @@ func (r *KeyReconciler) reconcileDelete(ctx context.Context, api kmsclient.API, 
 	delete(r.created, key.UID)
 	delete(r.malformedSince, key.UID)
 	r.mu.Unlock()
-	return ctrl.Result{}, r.patchMeta(ctx, key, func() { controllerutil.RemoveFinalizer(key, kmsv1alpha1.Finalizer) })
+	return r.patchMeta(ctx, key, func() { controllerutil.RemoveFinalizer(key, kmsv1alpha1.Finalizer) })
 }
 
 // releaseKey schedules the key's deletion or, with Retain, removes the

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -298,16 +297,4 @@ func requeue(res ctrl.Result) string {
 	default:
 		return d.String()
 	}
-}
-
-// writes are the calls that change KMS.
-func writes(calls []string) []string {
-	reads := []string{"DescribeKey", "ListResourceTags", "GetKeyPolicy", "GetKeyRotationStatus", "ListKeys"}
-	var out []string
-	for _, c := range calls {
-		if !slices.Contains(reads, c) {
-			out = append(out, c)
-		}
-	}
-	return out
 }

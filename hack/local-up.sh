@@ -153,7 +153,11 @@ wait_healthy() {
 # running but unhealthy, otherwise start and wait.
 ensure() {
   local name=$1 port=$2 check=$3 start=$4 pid t
-  if pid="$(running_pid "$name")"; then
+  if pid="$(running_pid "$name")" && [[ "$BIN_DIR/$name" -nt "$(pidfile "$name")" ]]; then
+    # A rebuilt binary must be the one running, or a test sees stale code.
+    log "$name binary is newer than the running process - restarting"
+    stop_pid "$pid"
+  elif pid="$(running_pid "$name")"; then
     if "$check"; then
       log "$name already running (pid $pid), healthy - skipped"
       return 0

@@ -28,6 +28,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -45,6 +46,14 @@ var (
 	nsMain  = "e2e-main-" + runID
 	nsOther = "e2e-other-" + runID
 	nsOpen  = "e2e-open-" + runID
+	// nsDelete is created and deleted by TestNamespaceDeletion.
+	nsDelete = "e2e-nsdel-" + runID
+	// nsSystem holds the operators' ServiceAccount and leader election lease.
+	nsSystem = "e2e-system-" + runID
+	prefix   = "e2e-" + runID
+
+	restConfig         *rest.Config
+	operatorKubeconfig string
 
 	mainOperator, openOperator *operator
 )
@@ -71,6 +80,7 @@ func run(m *testing.M) int {
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = kmsv1alpha1.AddToScheme(scheme)
 	cfg, err := ctrl.GetConfig()
+	restConfig = cfg
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: kubeconfig:", err)
 		return 1
@@ -88,13 +98,17 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: kms:", err)
 		return 1
 	}
-	for _, ns := range []string{nsMain, nsOther, nsOpen} {
+	for _, ns := range []string{nsMain, nsOther, nsOpen, nsSystem} {
 		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: namespace:", err)
 			return 1
 		}
 	}
-	mainOperator = newOperator("main", "--watch-namespaces="+nsMain+","+nsOther)
+	if operatorKubeconfig, err = installRBAC(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: rbac:", err)
+		return 1
+	}
+	mainOperator = newOperator("main", "--watch-namespaces="+nsMain+","+nsOther+","+nsDelete)
 	openOperator = newOperator("open", "--watch-namespaces="+nsOpen, "--allow-adoption", "--allow-unmanaged-key-references")
 	for _, o := range []*operator{mainOperator, openOperator} {
 		if err := o.start(); err != nil {
@@ -106,13 +120,15 @@ func run(m *testing.M) int {
 	cleanup(ctx)
 	mainOperator.stop()
 	openOperator.stop()
+	_ = k8s.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nsSystem}})
+	removeRBAC(ctx)
 	return code
 }
 
 // cleanup deletes the run's namespaces while the operators still run, so the
 // finalizers release KMS resources as they would for a user.
 func cleanup(ctx context.Context) {
-	for _, ns := range []string{nsMain, nsOther, nsOpen} {
+	for _, ns := range []string{nsMain, nsOther, nsOpen, "e2e-crippled-" + runID} {
 		_ = k8s.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
 	deadline := time.Now().Add(timeout)
@@ -132,6 +148,8 @@ type operator struct {
 	name string
 	args []string
 	log  string
+	// kubeconfig the operator runs with: the ServiceAccount's by default.
+	kubeconfig string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -147,7 +165,7 @@ func newOperator(name string, args ...string) *operator {
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", portBase),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", portBase+1),
 	}, args...)
-	return &operator{name: name, args: args, log: filepath.Join(os.Getenv("LOCAL_DIR"), "logs", "e2e-operator-"+name+".log")}
+	return &operator{name: name, args: args, kubeconfig: operatorKubeconfig, log: filepath.Join(os.Getenv("LOCAL_DIR"), "logs", "e2e-operator-"+name+".log")}
 }
 
 func (o *operator) start() error {
@@ -159,6 +177,7 @@ func (o *operator) start() error {
 	}
 	defer f.Close()
 	cmd := exec.Command(os.Getenv("OPERATOR_BIN"), o.args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+o.kubeconfig)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start operator %s: %w", o.name, err)

@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nsmithuk/local-kms/src/config"
 	"github.com/nsmithuk/local-kms/src/data"
@@ -31,6 +32,9 @@ type Options struct {
 	// Logger receives a line per request and local-kms's logs; nil discards
 	// them.
 	Logger *logrus.Logger
+	// Config sets request quotas and fault injection; the zero Config has
+	// none. PUT /_config replaces it at run time.
+	Config Config
 }
 
 // Front is the KMS-compatible http.Handler.
@@ -43,6 +47,8 @@ type Front struct {
 	ops map[string]reflect.Value
 	// handled maps an operation name to this package's implementation.
 	handled map[string]func(*call) handler.Response
+	// policy is the compiled quota and fault configuration; never nil.
+	policy atomic.Pointer[policy]
 }
 
 // New opens (or creates) the state under opts.DataDir.
@@ -93,6 +99,10 @@ func New(opts Options) (*Front, error) {
 		"RetireGrant":          f.retireGrant,
 		"RevokeGrant":          f.revokeGrant,
 	}
+	if err := f.SetConfig(opts.Config); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -129,17 +139,44 @@ func (f *Front) Close() {
 const targetPrefix = "TrentService."
 
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/_counts" {
+	switch r.URL.Path {
+	case "/_counts":
 		f.serveCounts(w, r)
+		return
+	case "/_config":
+		f.serveConfig(w, r)
 		return
 	}
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), targetPrefix)
-	resp := f.serveKMS(op, r)
-	f.counts.add(op, resp.Code)
+	act := f.policy.Load().decide(op)
+	if act.delay > 0 {
+		sleep(r, act.delay)
+	}
+	var resp handler.Response
+	switch act.kind {
+	case FaultThrottle:
+		resp = throttled
+	case FaultInternal:
+		resp = internalErr
+	case FaultTimeout:
+		resp = timedOut
+	case FaultReset:
+		f.counts.add(op, 0, act)
+		f.logger.Infof("%s: connection reset", op)
+		resetConnection(w)
+		return
+	default:
+		resp = f.serveKMS(op, r)
+		if act.kind == FaultLost {
+			f.logger.Infof("%s: %d, answered 500", op, resp.Code)
+			resp = internalErr
+		}
+	}
+	f.counts.add(op, resp.Code, act)
 	f.logger.Infof("%s: %d", op, resp.Code)
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.WriteHeader(resp.Code)
-	io.WriteString(w, resp.Body)
+	_, _ = io.WriteString(w, resp.Body)
 }
 
 func (f *Front) serveKMS(op string, r *http.Request) handler.Response {
@@ -232,18 +269,22 @@ func invalidState(format string, args ...any) handler.Response {
 
 func success(code int) bool { return code >= 200 && code < 300 }
 
-// counter counts requests and non-2xx answers per operation.
+// counter counts requests, non-2xx answers (and connections reset), throttled
+// requests (over quota or injected) and requests given another fault
+// (including latency) per operation.
 type counter struct {
 	mu sync.Mutex
 	m  map[string]*opCount
 }
 
 type opCount struct {
-	Requests int `json:"requests"`
-	Errors   int `json:"errors"`
+	Requests  int `json:"requests"`
+	Errors    int `json:"errors"`
+	Throttled int `json:"throttled"`
+	Faulted   int `json:"faulted"`
 }
 
-func (c *counter) add(op string, code int) {
+func (c *counter) add(op string, code int, act action) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := c.m[op]
@@ -255,6 +296,11 @@ func (c *counter) add(op string, code int) {
 	if !success(code) {
 		n.Errors++
 	}
+	if act.kind == FaultThrottle {
+		n.Throttled++
+	} else if act.kind != "" || act.delay > 0 {
+		n.Faulted++
+	}
 }
 
 // serveCounts answers GET /_counts with the counts and DELETE /_counts by
@@ -265,7 +311,7 @@ func (f *Front) serveCounts(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(f.counts.m)
+		_ = json.NewEncoder(w).Encode(f.counts.m)
 	case http.MethodDelete:
 		f.counts.m = map[string]*opCount{}
 		w.WriteHeader(http.StatusNoContent)

@@ -478,7 +478,7 @@ func TestCounts(t *testing.T) {
 
 	key := createKey(t, s.client, nil)
 	describe(t, s.client, *key.KeyId)
-	s.client.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String("missing")})
+	_, _ = s.client.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String("missing")}) // counted as an error
 	must(s.client.ListKeyPolicies(ctx, &kms.ListKeyPoliciesInput{KeyId: key.KeyId}))(t)
 
 	resp := must(http.Get(s.http.URL + "/_counts"))(t)

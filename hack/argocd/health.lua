@@ -1,0 +1,73 @@
+-- Argo CD health check for kms.kmsoperator.io/v1alpha1 Key, Alias and Grant.
+-- The same script serves the three kinds (docs/argocd-health.md).
+-- Reasons: api/v1alpha1/common_types.go.
+hs = {}
+local waiting = {
+  Creating = true, Updating = true, WaitingForKey = true, KeyNotReady = true,
+  Throttled = true, ReconcileError = true, Deleting = true, DeletionInProgress = true,
+}
+local function describe(c)
+  local m = c.reason or "Unknown"
+  if c.message ~= nil and c.message ~= "" then
+    m = m .. ": " .. c.message
+  end
+  return m
+end
+local generation = 0
+if obj.metadata ~= nil and obj.metadata.generation ~= nil then
+  generation = obj.metadata.generation
+end
+if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
+  hs.status = "Progressing"
+  hs.message = "Being deleted: the operator is cleaning up the KMS resource"
+  return hs
+end
+if obj.status == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to report status"
+  return hs
+end
+if obj.status.observedGeneration == nil or obj.status.observedGeneration ~= generation then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to observe generation " .. generation
+  return hs
+end
+local ready = nil
+local synced = nil
+if obj.status.conditions ~= nil then
+  for _, c in ipairs(obj.status.conditions) do
+    if c.type == "Ready" then
+      ready = c
+    elseif c.type == "Synced" then
+      synced = c
+    end
+  end
+end
+if ready == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the Ready condition"
+  return hs
+end
+if ready.observedGeneration ~= nil and ready.observedGeneration ~= generation then
+  hs.status = "Progressing"
+  hs.message = "Ready condition describes generation " .. ready.observedGeneration .. ", not " .. generation
+  return hs
+end
+if ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = describe(ready)
+  if synced ~= nil and synced.status == "False" then
+    hs.message = hs.message .. " (last sync failed, retrying: " .. describe(synced) .. ")"
+  end
+  return hs
+end
+if ready.status == "False" and not waiting[ready.reason] then
+  -- InvalidSpec, InvalidKeyState, Conflict, AdoptionRefused, ReferenceRefused,
+  -- NotFound, Drifted (Observe), KMSError, ...: a person must act.
+  hs.status = "Degraded"
+  hs.message = describe(ready)
+  return hs
+end
+hs.status = "Progressing"
+hs.message = describe(ready)
+return hs
