@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +45,10 @@ type config struct {
 	leaderElect                 bool
 	leaderElectionNamespace     string
 	metricsAddr, probeAddr      string
+	kubeQPS                     float64
+	kubeBurst                   int
+	quotaShare                  float64
+	quotas                      map[string]float64
 }
 
 func main() {
@@ -60,6 +65,19 @@ func main() {
 	flag.StringVar(&c.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (default: the Pod's namespace).")
 	flag.StringVar(&c.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
 	flag.StringVar(&c.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	flag.Float64Var(&c.kubeQPS, "kube-api-qps", 50, "Requests per second to the Kubernetes API server (each new Key costs two writes).")
+	flag.IntVar(&c.kubeBurst, "kube-api-burst", 100, "Burst of requests to the Kubernetes API server.")
+	flag.Float64Var(&c.quotaShare, "kms-quota-share", 0.8, "Share of the account's default KMS request quotas the operator paces itself to (0 turns pacing off); the rest is left to other clients of the account.")
+	c.quotas = map[string]float64{}
+	flag.Func("kms-quota", "Requests per second for one KMS operation, e.g. CreateKey=20 for an account whose quota was raised; repeatable; overrides --kms-quota-share for that operation.", func(v string) error {
+		op, n, ok := strings.Cut(v, "=")
+		rps, err := strconv.ParseFloat(n, 64)
+		if !ok || err != nil || rps < 0 {
+			return fmt.Errorf("want Operation=requests-per-second, got %q", v)
+		}
+		c.quotas[op] = rps
+		return nil
+	})
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -84,6 +102,9 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
+	// controller-runtime's default of 20 QPS would cap creation at ten keys
+	// a second, below what KMS allows an account with raised quotas.
+	restConfig.QPS, restConfig.Burst = float32(c.kubeQPS), c.kubeBurst
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
 		Cache:                   cacheOpts,
@@ -100,10 +121,15 @@ func run(ctx context.Context, c config) error {
 		return fmt.Errorf("manager: %w", err)
 	}
 
+	var quotas map[string]float64
+	if c.quotaShare > 0 || len(c.quotas) > 0 {
+		quotas = kmsclient.Quotas(kmsclient.DefaultQuotas, c.quotaShare, c.quotas)
+	}
 	provider, err := kmsclient.NewProvider(ctx, kmsclient.ProviderOptions{
 		Region:     c.region,
 		Endpoint:   c.kmsEndpoint,
 		Registerer: metrics.Registry,
+		Quotas:     quotas,
 	})
 	if err != nil {
 		return fmt.Errorf("kms client: %w", err)

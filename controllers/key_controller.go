@@ -98,13 +98,25 @@ func (r *KeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 
 func (r *KeyReconciler) reconcileNormal(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key) (ctrl.Result, error) {
 	manage := key.Spec.ManagementPolicy != kmsv1alpha1.ManagementPolicyObserve
-	if manage && !controllerutil.ContainsFinalizer(key, kmsv1alpha1.Finalizer) {
-		if err := r.patchMeta(ctx, key, func() { controllerutil.AddFinalizer(key, kmsv1alpha1.Finalizer) }); err != nil {
+	// An earlier attempt may have created a key without recording it: the
+	// annotation was there before this reconcile wrote anything.
+	_, mayHaveCreated := key.Annotations[kmsv1alpha1.AnnotationCreateStarted]
+	creating := manage && !mayHaveCreated && key.Status.KeyID == "" && r.createdID(key.UID) == "" && key.Spec.KeyID == ""
+	if manage && (creating || !controllerutil.ContainsFinalizer(key, kmsv1alpha1.Finalizer)) {
+		// One write for both: the finalizer before any KMS write, and the
+		// annotation before CreateKey.
+		err := r.patchMeta(ctx, key, func() {
+			controllerutil.AddFinalizer(key, kmsv1alpha1.Finalizer)
+			if creating {
+				metav1.SetMetaDataAnnotation(&key.ObjectMeta, kmsv1alpha1.AnnotationCreateStarted, time.Now().UTC().Format(time.RFC3339))
+			}
+		})
+		if err != nil {
 			return ctrl.Result{}, err
 		}
 	}
 
-	obs, err := r.observe(ctx, api, key)
+	obs, err := r.observe(ctx, api, key, mayHaveCreated)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -165,14 +177,11 @@ type observed struct {
 	policy   *string             // nil when the spec declares no policy
 	rotation *kmsclient.Rotation // nil when the key cannot rotate
 	tags     map[string]string
-	// fresh is set when this reconcile created the key: its aspects are known
-	// from the CreateKey input and need no reads.
-	fresh bool
 }
 
 // observe finds the key this object manages (creating or adopting it when
 // there is none yet) and reads the aspects the spec declares.
-func (r *KeyReconciler) observe(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key) (*observed, error) {
+func (r *KeyReconciler) observe(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key, mayHaveCreated bool) (*observed, error) {
 	id := key.Status.KeyID
 	if id == "" {
 		id = r.createdID(key.UID)
@@ -204,7 +213,7 @@ func (r *KeyReconciler) observe(ctx context.Context, api kmsclient.API, key *kms
 		}
 		return obs, err
 	}
-	if _, started := key.Annotations[kmsv1alpha1.AnnotationCreateStarted]; started {
+	if mayHaveCreated {
 		k, err := r.recover(ctx, api, key)
 		if err != nil {
 			return nil, err
@@ -274,17 +283,11 @@ func (r *KeyReconciler) recover(ctx context.Context, api kmsclient.API, key *kms
 }
 
 // create makes the key with everything CreateKey accepts, so only rotation and
-// a disabled state need calls of their own. The annotation goes first and the
-// id is recorded right after, so no crash can lead to a second key.
+// a disabled state need calls of their own. The create-started annotation is
+// already written (reconcileNormal), so if this process dies before the status
+// write at the end of the reconcile, the next one finds the key by its tags
+// instead of making a second one.
 func (r *KeyReconciler) create(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key) (*observed, error) {
-	if _, ok := key.Annotations[kmsv1alpha1.AnnotationCreateStarted]; !ok {
-		err := r.patchMeta(ctx, key, func() {
-			metav1.SetMetaDataAnnotation(&key.ObjectMeta, kmsv1alpha1.AnnotationCreateStarted, time.Now().UTC().Format(time.RFC3339))
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
 	if key.Spec.Policy != "" {
 		if err := policy.Validate(key.Spec.Policy); err != nil {
 			return nil, newSpecError(kmsv1alpha1.ReasonInvalidSpec, "spec.policy: "+err.Error())
@@ -309,12 +312,9 @@ func (r *KeyReconciler) create(ctx context.Context, api kmsclient.API, key *kmsv
 	r.mu.Unlock()
 	r.event(key, corev1.EventTypeNormal, "Created", "CreateKey", "created KMS key %s", k.ID)
 
-	base := key.DeepCopy()
 	key.Status.KeyID, key.Status.ARN = k.ID, k.ARN
-	if err := r.client.Status().Patch(ctx, key, client.MergeFrom(base)); err != nil {
-		return nil, err
-	}
-	obs := &observed{key: k, tags: tags, fresh: true}
+	// A new key's aspects are known from the CreateKey input: no reads.
+	obs := &observed{key: k, tags: tags}
 	if key.Spec.Policy != "" {
 		obs.policy = &key.Spec.Policy
 	}

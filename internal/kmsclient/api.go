@@ -21,8 +21,9 @@ type API interface {
 	GetRotation(ctx context.Context, keyID string) (*Rotation, error)
 	// ListTags returns all tags of the key (pages through ListResourceTags).
 	ListTags(ctx context.Context, keyID string) (map[string]string, error)
-	// FindKeysByTag pages through ListKeys and each key's tags and returns the
-	// ids of keys carrying tag key=value. Costly: only for crash recovery.
+	// FindKeysByTag returns the ids of keys carrying tag key=value, paging
+	// through ListKeys. Each key's tags are read once and remembered, so it
+	// is only for tags fixed at creation (the owner UID): for crash recovery.
 	FindKeysByTag(ctx context.Context, key, value string) ([]string, error)
 
 	// CreateKey creates a key with everything KMS accepts at creation.

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +24,10 @@ type ProviderOptions struct {
 	Endpoint string
 	// Registerer receives the KMS request metrics; nil disables them.
 	Registerer prometheus.Registerer
+	// Quotas pace requests per operation (requests per second, see Quotas
+	// and DefaultQuotas); an operation not in the map is not paced, and nil
+	// turns pacing off.
+	Quotas map[string]float64
 }
 
 // SDKProvider hands out one KMS client per region, all sharing the default
@@ -30,6 +36,7 @@ type SDKProvider struct {
 	cfg      aws.Config
 	endpoint string
 	metrics  *metrics
+	limiter  *limiter
 
 	mu      sync.Mutex
 	clients map[string]API
@@ -54,7 +61,11 @@ func NewProvider(ctx context.Context, opts ProviderOptions) (*SDKProvider, error
 	if err != nil {
 		return nil, fmt.Errorf("registering KMS metrics: %w", err)
 	}
-	return &SDKProvider{cfg: cfg, endpoint: opts.Endpoint, metrics: m, clients: map[string]API{}}, nil
+	l, err := newLimiter(opts.Quotas, opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("registering KMS rate limiter metrics: %w", err)
+	}
+	return &SDKProvider{cfg: cfg, endpoint: opts.Endpoint, metrics: m, limiter: l, clients: map[string]API{}}, nil
 }
 
 // For returns the client of region, "" meaning the default region.
@@ -69,19 +80,36 @@ func (p *SDKProvider) For(region string) (API, error) {
 	defer p.mu.Unlock()
 	c, ok := p.clients[region]
 	if !ok {
-		c = &sdkClient{kms: kms.NewFromConfig(p.cfg, clientOptions(region, p.endpoint, p.metrics))}
+		c = &sdkClient{kms: kms.NewFromConfig(p.cfg, clientOptions(region, p.endpoint, p.metrics, p.limiter), withRetryer)}
 		p.clients[region] = c
 	}
 	return c, nil
 }
 
-// clientOptions configures a KMS client for region.
-func clientOptions(region, endpoint string, m *metrics) func(*kms.Options) {
+// clientOptions configures a KMS client for region. Each limiter is shared by
+// the regions' clients: KMS quotas are per region, but one operator rarely
+// spans many, and sharing errs on the side of fewer requests.
+func clientOptions(region, endpoint string, m *metrics, l *limiter) func(*kms.Options) {
 	return func(o *kms.Options) {
 		o.Region = region
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
-		o.APIOptions = append(o.APIOptions, m.addTo)
+		// Order matters: each insert lands right after Retry, so the stack
+		// reads Retry, limiter, metrics.
+		o.APIOptions = append(o.APIOptions, m.addTo, l.addTo)
 	}
 }
+
+// withRetryer retries transient faults and throttling with the SDK's jittered
+// exponential backoff, without its retry-token bucket: under a burst of faults
+// that bucket fails requests client-side with "retry quota exceeded", and the
+// workqueue already backs off whole reconciles.
+func withRetryer(o *kms.Options) {
+	o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.RateLimiter = ratelimit.None })
+}
+
+// noRetry is for calls that are not idempotent: a CreateKey whose response
+// was lost has created a key, and retrying it would create another. The
+// reconciler recovers such a key by its ownership tags instead.
+func noRetry(o *kms.Options) { o.RetryMaxAttempts = 1 }

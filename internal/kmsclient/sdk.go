@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -51,6 +52,10 @@ const policyName = "default"
 // sdkClient implements API over the AWS SDK.
 type sdkClient struct {
 	kms kmsAPI
+
+	// seenTags holds each key's tags as FindKeysByTag first read them.
+	mu       sync.Mutex
+	seenTags map[string]map[string]string
 }
 
 var _ API = (*sdkClient)(nil)
@@ -113,6 +118,13 @@ func (c *sdkClient) ListTags(ctx context.Context, keyID string) (map[string]stri
 	return tags, nil
 }
 
+// FindKeysByTag reads each key's tags once and remembers them, so it is only
+// for tags a key has from its creation on and never changes (the owner UID).
+// Without that, every recovery would read the tags of every key in the
+// account: O(N²) calls after a crash in the middle of creating N keys, and a
+// full scan that hardly ever completes while KMS fails a few calls in a
+// hundred. With it, a scan costs ListKeys plus one read per key new since the
+// last scan, and a failed read is simply tried again by the next scan.
 func (c *sdkClient) FindKeysByTag(ctx context.Context, key, value string) ([]string, error) {
 	var ids []string
 	pages := kms.NewListKeysPaginator(c.kms, &kms.ListKeysInput{})
@@ -122,19 +134,41 @@ func (c *sdkClient) FindKeysByTag(ctx context.Context, key, value string) ([]str
 			return nil, classify("ListKeys", err)
 		}
 		for _, k := range page.Keys {
-			tags, err := c.ListTags(ctx, aws.ToString(k.KeyId))
-			if skippable(err) {
-				continue
-			}
+			id := aws.ToString(k.KeyId)
+			tags, err := c.tagsOnce(ctx, id)
 			if err != nil {
 				return nil, err
 			}
 			if v, ok := tags[key]; ok && v == value {
-				ids = append(ids, aws.ToString(k.KeyId))
+				ids = append(ids, id)
 			}
 		}
 	}
 	return ids, nil
+}
+
+// tagsOnce returns a key's tags, read from KMS the first time only.
+func (c *sdkClient) tagsOnce(ctx context.Context, id string) (map[string]string, error) {
+	c.mu.Lock()
+	tags, ok := c.seenTags[id]
+	c.mu.Unlock()
+	if ok {
+		return tags, nil
+	}
+	tags, err := c.ListTags(ctx, id)
+	if skippable(err) {
+		tags, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.seenTags == nil {
+		c.seenTags = map[string]map[string]string{}
+	}
+	c.seenTags[id] = tags
+	c.mu.Unlock()
+	return tags, nil
 }
 
 // skippable tells FindKeysByTag to pass over a key whose tags cannot be read:
@@ -162,7 +196,7 @@ func (c *sdkClient) CreateKey(ctx context.Context, in CreateKeyInput) (*Key, err
 	if in.Policy != "" {
 		req.Policy = &in.Policy
 	}
-	out, err := c.kms.CreateKey(ctx, req)
+	out, err := c.kms.CreateKey(ctx, req, noRetry)
 	if err != nil {
 		return nil, classify("CreateKey", err)
 	}
@@ -208,7 +242,7 @@ func (c *sdkClient) DisableRotation(ctx context.Context, keyID string) error {
 }
 
 func (c *sdkClient) RotateOnDemand(ctx context.Context, keyID string) error {
-	_, err := c.kms.RotateKeyOnDemand(ctx, &kms.RotateKeyOnDemandInput{KeyId: &keyID})
+	_, err := c.kms.RotateKeyOnDemand(ctx, &kms.RotateKeyOnDemandInput{KeyId: &keyID}, noRetry)
 	return classify("RotateKeyOnDemand", err)
 }
 

@@ -74,6 +74,13 @@ func (s *kmsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // its metrics. Retries are immediate so throttling tests stay fast.
 func newTestClient(t *testing.T, replies map[string][]reply) (*sdkClient, *kmsServer, *prometheus.Registry) {
 	t.Helper()
+	return newPacedTestClient(t, replies, nil)
+}
+
+// newPacedTestClient is newTestClient with the client-side rate limiter set
+// to quotas.
+func newPacedTestClient(t *testing.T, replies map[string][]reply, quotas map[string]float64) (*sdkClient, *kmsServer, *prometheus.Registry) {
+	t.Helper()
 	srv := &kmsServer{t: t, replies: replies}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
@@ -82,12 +89,16 @@ func newTestClient(t *testing.T, replies map[string][]reply) (*sdkClient, *kmsSe
 	if err != nil {
 		t.Fatal(err)
 	}
+	l, err := newLimiter(quotas, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	client := kms.New(kms.Options{
 		Credentials: aws.AnonymousCredentials{},
 		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
 			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
 		}),
-	}, clientOptions("us-east-1", ts.URL, m))
+	}, clientOptions("us-east-1", ts.URL, m, l))
 	return &sdkClient{kms: client}, srv, reg
 }
 

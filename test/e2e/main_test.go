@@ -150,20 +150,37 @@ type operator struct {
 	log  string
 	// kubeconfig the operator runs with: the ServiceAccount's by default.
 	kubeconfig string
+	// supervise restarts the process about restartDelay after it exits for
+	// any reason but stop(), as a kubelet restarts a crashed container: kill()
+	// then causes an automatic restart.
+	supervise bool
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
+	// exited is closed when cmd has exited.
+	exited chan struct{}
+	// stopped is set by stop(): the supervisor leaves the process down.
+	stopped bool
+	// restarts counts the supervisor's restarts.
+	restarts int
 }
 
-var portBase = 19080
+// restartDelay is how long a supervised operator stays down after an exit.
+const restartDelay = 500 * time.Millisecond
+
+// newSupervisedOperator is newOperator with supervise set.
+func newSupervisedOperator(name string, args ...string) *operator {
+	o := newOperator(name, args...)
+	o.supervise = true
+	return o
+}
 
 func newOperator(name string, args ...string) *operator {
-	portBase += 2
 	args = append([]string{
 		"--sync-period=" + syncPeriod,
 		"--cluster-name=e2e",
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", portBase),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", portBase+1),
+		"--metrics-bind-address=127.0.0.1:0", // port 0: concurrent runs never collide
+		"--health-probe-bind-address=127.0.0.1:0",
 	}, args...)
 	return &operator{name: name, args: args, kubeconfig: operatorKubeconfig, log: filepath.Join(os.Getenv("LOCAL_DIR"), "logs", "e2e-operator-"+name+".log")}
 }
@@ -171,6 +188,11 @@ func newOperator(name string, args ...string) *operator {
 func (o *operator) start() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.stopped = false
+	return o.startLocked()
+}
+
+func (o *operator) startLocked() error {
 	f, err := os.OpenFile(o.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -183,8 +205,39 @@ func (o *operator) start() error {
 		return fmt.Errorf("start operator %s: %w", o.name, err)
 	}
 	o.cmd = cmd
-	go func() { _ = cmd.Wait() }()
+	exited := make(chan struct{})
+	o.exited = exited
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+		if o.supervise {
+			o.restartAfterExit(cmd)
+		}
+	}()
 	return nil
+}
+
+// restartAfterExit starts the process again after restartDelay, unless stop()
+// was called or another process was started meanwhile.
+func (o *operator) restartAfterExit(cmd *exec.Cmd) {
+	time.Sleep(restartDelay)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.stopped || o.cmd != cmd {
+		return
+	}
+	if err := o.startLocked(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: restarting operator %s: %v\n", o.name, err)
+		return
+	}
+	o.restarts++
+}
+
+// restartCount is how many times the supervisor restarted the operator.
+func (o *operator) restartCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.restarts
 }
 
 // kill ends the operator with SIGKILL: no cleanup, like a crash or OOM kill.
@@ -200,12 +253,11 @@ func (o *operator) kill() {
 func (o *operator) stop() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.stopped = true
 	if o.cmd != nil && o.cmd.Process != nil {
 		_ = o.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _, _ = o.cmd.Process.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-o.exited:
 		case <-time.After(10 * time.Second):
 			_ = o.cmd.Process.Kill()
 		}
