@@ -84,6 +84,13 @@ BENCH_DIR := $(CURDIR)/.bench
 BENCH_PLATFORM := LOCAL_DIR=$(BENCH_DIR) BIN_DIR=$(LOCALBIN) ETCD_CLIENT_PORT=22379 ETCD_PEER_PORT=22380 APISERVER_PORT=26443 KMS_PORT=24599
 BENCH_ARGS ?=
 
+KIND_VERSION ?= v0.33.0
+
+.PHONY: test-e2e-kind
+test-e2e-kind: build ## The e2e suite against a kind cluster (needs Docker; creates and deletes the cluster).
+	@test -x $(LOCALBIN)/kind || GOBIN=$(LOCALBIN) go install sigs.k8s.io/kind@$(KIND_VERSION)
+	hack/kind-e2e.sh
+
 .PHONY: bench
 bench: build $(K8S_BINS) manifests ## Benchmarks on a platform of their own; prints a table (BENCH_ARGS="-sets 100 -keys 1000 ..." to choose).
 	$(BENCH_PLATFORM) hack/local-up.sh

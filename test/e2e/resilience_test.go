@@ -534,10 +534,12 @@ func TestResilienceFaults(t *testing.T) {
 	}
 }
 
+// faulted counts the injected faults; the server counts injected throttles
+// as throttled.
 func faulted(s kmsStats) int {
 	n := 0
 	for _, c := range s {
-		n += c.Faulted
+		n += c.Faulted + c.Throttled
 	}
 	return n
 }

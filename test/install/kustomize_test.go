@@ -78,3 +78,33 @@ func TestKustomizeDefault(t *testing.T) {
 	}
 	checkFlagsOnce(t, c.Args)
 }
+
+// TestKustomizeKindOverlay: make test-e2e-kind cannot run without Docker, so
+// its overlay is at least rendered here: the locally built image, never
+// pulled, pointed at the in-cluster KMS server, watching its smoke namespace.
+func TestKustomizeKindOverlay(t *testing.T) {
+	cmd := exec.Command("kubectl", "kustomize", "test/e2e/kind")
+	cmd.Dir = repoRoot(t)
+	out, err := run(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d appsv1.Deployment
+	into(t, parseObjects(t, out).one(t, "Deployment"), &d)
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != "kms-operator:e2e" || c.ImagePullPolicy != "Never" {
+		t.Errorf("image %s pull %s, want kms-operator:e2e never pulled", c.Image, c.ImagePullPolicy)
+	}
+	if !slices.Contains(c.Args, "--watch-namespaces=kind-smoke") {
+		t.Errorf("args %v lack --watch-namespaces=kind-smoke", c.Args)
+	}
+	endpoint := ""
+	for _, e := range c.Env {
+		if e.Name == "AWS_ENDPOINT_URL_KMS" {
+			endpoint = e.Value
+		}
+	}
+	if endpoint != "http://kms-server.kms-e2e.svc:14599" {
+		t.Errorf("AWS_ENDPOINT_URL_KMS = %q, want the in-cluster KMS server", endpoint)
+	}
+}
