@@ -148,7 +148,7 @@ func (r *GrantReconciler) reconcileNormal(ctx context.Context, g *kmsv1alpha1.Gr
 
 	// Recorded only once the old grants are gone: until then the record
 	// still finds the old grant, even on another key or under another name.
-	g.Status.GrantID, g.Status.KeyID = currentID, target.id
+	g.Status.GrantID, g.Status.KeyID, g.Status.KeyARN = currentID, target.id, target.arn
 	reportSuccess(g, &g.Status.Conditions, "Grant", fmt.Sprintf("grant %s on key %s matches the spec", currentID, target.id))
 	return resync(r.SyncPeriod), nil
 }
@@ -277,10 +277,13 @@ func (r *GrantReconciler) recordedKey(ctx context.Context, g *kmsv1alpha1.Grant)
 		}
 		return target.api, target.id, nil
 	}
-	// The status holds no region: take it from the reference. A Key already
-	// deleted leaves the default region.
+	// The recorded ARN names the region. A status written before the ARN was
+	// recorded takes it from the reference; a Key already deleted then leaves
+	// the default region.
 	region := regionOfARN(g.Spec.KeyID)
-	if ref := g.Spec.KeyRef; ref != nil {
+	if g.Status.KeyARN != "" {
+		region = regionOfARN(g.Status.KeyARN)
+	} else if ref := g.Spec.KeyRef; ref != nil {
 		var key kmsv1alpha1.Key
 		if err := r.client.Get(ctx, client.ObjectKey{Namespace: g.Namespace, Name: ref.Name}, &key); err == nil {
 			region = key.Spec.Region

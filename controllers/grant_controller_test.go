@@ -354,3 +354,33 @@ func TestGrantCreateBeforeRevoke(t *testing.T) {
 		t.Errorf("want CreateGrant before RevokeGrant, got calls %v", got.Calls)
 	}
 }
+
+// TestGrantDeleteUsesRecordedRegion: a Grant whose Key object is already gone
+// still revokes its grant in the key's region, which status.keyARN records.
+func TestGrantDeleteUsesRecordedRegion(t *testing.T) {
+	ctx := context.Background()
+	w := newRefWorld(t)
+	eu := w.provider.Fake("eu-west-1")
+	key, err := eu.CreateKey(ctx, kmsclient.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGrant("gone") // the Key object no longer exists
+	gid, err := eu.CreateGrant(ctx, kmsclient.GrantInput{KeyID: key.ID, Name: "kms-operator-" + string(g.UID),
+		GranteePrincipal: testGrantee, Operations: []string{"Decrypt", "Encrypt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Status.GrantID, g.Status.KeyID, g.Status.KeyARN = gid, key.ID, key.ARN
+	markDeleting(g)
+	got := reconcileGrant(t, w, newRefClient(t, g), g)
+	if !got.Gone || got.Err {
+		t.Fatalf("the Grant was not released: %+v", got)
+	}
+	if left, err := eu.ListGrants(ctx, key.ID); err != nil || len(left) != 0 {
+		t.Errorf("grants left in eu-west-1: %v %v; want the recorded region's grant revoked", left, err)
+	}
+	if calls := got.Calls; len(calls) != 0 {
+		t.Errorf("calls in the default region: %v, want none", calls)
+	}
+}

@@ -92,6 +92,10 @@ type GrantStatus struct {
 	// KeyID the grant is on.
 	// +optional
 	KeyID string `json:"keyID,omitempty"`
+	// KeyARN of the key the grant is on: its region is where the grant is
+	// revoked, even after the Key object is gone.
+	// +optional
+	KeyARN string `json:"keyARN,omitempty"`
 	// ObservedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
