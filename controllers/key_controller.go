@@ -52,6 +52,12 @@ type KeyReconciler struct {
 	// status write and the informer cache showing it: a reconcile that reads
 	// the stale object must not create the key again.
 	created map[types.UID]string
+	// refused holds the Keys whose last CreateKey KMS refused with an error
+	// answer (throttled, invalid: no key was made) while no earlier key could
+	// exist (it followed a recovery scan, a first attempt or another
+	// refusal): the next attempt skips the scan of the account's keys. A
+	// restart forgets it, which only costs a scan.
+	refused map[types.UID]bool
 	// malformedSince holds when KMS first called a generation's policy
 	// malformed (see malformedPolicyGrace).
 	malformedSince map[types.UID]generationTime
@@ -69,6 +75,7 @@ func (r *KeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.client = mgr.GetClient()
 	r.recorder = mgr.GetEventRecorder("kms-operator")
 	r.created = map[types.UID]string{}
+	r.refused = map[types.UID]bool{}
 	r.malformedSince = map[types.UID]generationTime{}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("key").
@@ -213,7 +220,7 @@ func (r *KeyReconciler) observe(ctx context.Context, api kmsclient.API, key *kms
 		}
 		return obs, err
 	}
-	if mayHaveCreated {
+	if mayHaveCreated && !r.wasRefused(key.UID) {
 		k, err := r.recover(ctx, api, key)
 		if err != nil {
 			return nil, err
@@ -304,6 +311,15 @@ func (r *KeyReconciler) create(ctx context.Context, api kmsclient.API, key *kmsv
 		BypassPolicyLockoutSafetyCheck: key.Spec.BypassPolicyLockoutSafetyCheck,
 		Tags:                           tags,
 	})
+	// CreateKey is never retried (see kmsclient), so err is the one
+	// attempt's: a classified answer means KMS refused the request; only a
+	// transient fault (5xx, timeout, lost connection) may hide a new key.
+	r.mu.Lock()
+	if r.refused == nil {
+		r.refused = map[types.UID]bool{}
+	}
+	r.refused[key.UID] = err != nil && kmsclient.ClassOf(err) != kmsclient.Transient
+	r.mu.Unlock()
 	if err != nil {
 		return nil, r.policyGrace(key, err)
 	}
@@ -502,6 +518,13 @@ func (r *KeyReconciler) forgetMalformed(uid types.UID) {
 	r.mu.Unlock()
 }
 
+// wasRefused: see KeyReconciler.refused.
+func (r *KeyReconciler) wasRefused(uid types.UID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refused[uid]
+}
+
 func (r *KeyReconciler) createdID(uid types.UID) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -563,6 +586,7 @@ func (r *KeyReconciler) reconcileDelete(ctx context.Context, api kmsclient.API, 
 	r.states.set(key.UID, "")
 	r.mu.Lock()
 	delete(r.created, key.UID)
+	delete(r.refused, key.UID)
 	delete(r.malformedSince, key.UID)
 	r.mu.Unlock()
 	return r.patchMeta(ctx, key, func() { controllerutil.RemoveFinalizer(key, kmsv1alpha1.Finalizer) })
@@ -575,7 +599,7 @@ func (r *KeyReconciler) releaseKey(ctx context.Context, api kmsclient.API, key *
 	if id == "" {
 		id = r.createdID(key.UID)
 	}
-	if _, started := key.Annotations[kmsv1alpha1.AnnotationCreateStarted]; id == "" && started {
+	if _, started := key.Annotations[kmsv1alpha1.AnnotationCreateStarted]; id == "" && started && !r.wasRefused(key.UID) {
 		k, err := r.recover(ctx, api, key)
 		if err != nil {
 			return err
