@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -123,8 +124,12 @@ func TestLimiterPaces(t *testing.T) {
 	}
 }
 
-// TestFindKeysByTagReadsEachKeyOnce: a second scan reads only the tags of
-// keys it has not read yet; a key whose read failed is read by the next scan.
+// TestFindKeysByTagReadsEachKeyOnce: a key's tags are read once when they
+// hold the searched tag (the owner UID, fixed at creation), and otherwise
+// until they are settled (tagSettle after the key was first listed: a new key
+// may be listed before its tags can be read). A key whose tags cannot be read
+// does not stop the scan: a match is still found, and absence is only
+// reported once every key was read.
 func TestFindKeysByTagReadsEachKeyOnce(t *testing.T) {
 	keys := func(ids ...string) reply {
 		body := `{"Keys":[`
@@ -140,28 +145,29 @@ func TestFindKeysByTagReadsEachKeyOnce(t *testing.T) {
 	none := reply{body: `{"Tags":[]}`}
 	internal := reply{status: http.StatusInternalServerError, body: `{"__type":"KMSInternalException","message":"boom"}`}
 	c, srv, _ := newTestClient(t, map[string][]reply{
-		"ListKeys": {keys("a", "b"), keys("a", "b", "c"), keys("a", "b", "c")},
-		// First scan: a, then b fails all three attempts. Second scan: b, c.
-		"ListResourceTags": {none, internal, internal, internal, owned, none},
+		"ListKeys": {keys("d"), keys("a", "b"), keys("a", "b", "c"), keys("a", "b", "c"), keys("a", "b", "c")},
+		"ListResourceTags": {
+			internal, internal, internal, // scan 1: d cannot be read
+			internal, internal, internal, owned, // scan 2: a cannot be read, b is ours
+			none, none, // scan 3: a and c, not settled yet
+			none, none, // scan 4, 20 s later: a and c once more, now settled
+		},
 	})
+	now := time.Unix(0, 0)
+	c.now = func() time.Time { return now }
 	ctx := context.Background()
-	if _, err := c.FindKeysByTag(ctx, "owner", "me"); ClassOf(err) != Transient {
-		t.Fatalf("first scan: got %v, want the transient error of b's tags", err)
+	if ids, err := c.FindKeysByTag(ctx, "owner", "me"); ClassOf(err) != Transient {
+		t.Fatalf("scan 1: got %v %v, want the transient error: with d unread, absence is not proven", ids, err)
 	}
-	ids, err := c.FindKeysByTag(ctx, "owner", "me")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]string{"b"}, ids); diff != "" {
-		t.Errorf("second scan: -want +got:\n%s", diff)
-	}
-	// A third scan reads no tags at all.
-	before := len(srv.requests)
-	if ids, err = c.FindKeysByTag(ctx, "owner", "me"); err != nil || len(ids) != 1 {
-		t.Fatalf("third scan: %v %v", ids, err)
-	}
-	if got := len(srv.requests) - before; got != 1 {
-		t.Errorf("third scan made %d requests, want only ListKeys", got)
+	for scan, at := range []time.Duration{0, 0, 20 * time.Second, 20 * time.Second} {
+		now = time.Unix(0, 0).Add(at)
+		ids, err := c.FindKeysByTag(ctx, "owner", "me")
+		if err != nil {
+			t.Fatalf("scan %d: %v", scan+2, err)
+		}
+		if diff := cmp.Diff([]string{"b"}, ids); diff != "" {
+			t.Errorf("scan %d: -want +got:\n%s", scan+2, diff)
+		}
 	}
 	var read []string
 	for _, r := range srv.requests {
@@ -169,7 +175,8 @@ func TestFindKeysByTagReadsEachKeyOnce(t *testing.T) {
 			read = append(read, r.Body["KeyId"].(string))
 		}
 	}
-	if diff := cmp.Diff([]string{"a", "b", "b", "b", "b", "c"}, read); diff != "" {
+	// Scan 5 reads nothing: b holds the owner tag, a and c are settled.
+	if diff := cmp.Diff([]string{"d", "d", "d", "a", "a", "a", "b", "a", "c", "a", "c"}, read); diff != "" {
 		t.Errorf("tag reads, -want +got:\n%s", diff)
 	}
 }

@@ -53,9 +53,23 @@ const policyName = "default"
 type sdkClient struct {
 	kms kmsAPI
 
-	// seenTags holds each key's tags as FindKeysByTag first read them.
+	// seenTags holds each key's tags as FindKeysByTag read them.
 	mu       sync.Mutex
-	seenTags map[string]map[string]string
+	seenTags map[string]seenTags
+	now      func() time.Time // for tests; nil is time.Now
+}
+
+// tagSettle is how long after a key is first listed its tags are taken as
+// final when they lack the tag searched for. KMS is eventually consistent: a
+// key just created may be listed before its tags can be read, and caching
+// "no owner tag" for it would hide it from recovery for good.
+const tagSettle = 10 * time.Second
+
+// seenTags is what FindKeysByTag knows of one key's tags.
+type seenTags struct {
+	tags        map[string]string
+	firstListed time.Time
+	read        time.Time
 }
 
 var _ API = (*sdkClient)(nil)
@@ -119,7 +133,9 @@ func (c *sdkClient) ListTags(ctx context.Context, keyID string) (map[string]stri
 }
 
 // FindKeysByTag reads each key's tags once and remembers them, so it is only
-// for tags a key has from its creation on and never changes (the owner UID).
+// for tags a key has from its creation on and never changes (the owner UID);
+// tags without the searched key are read again until they are settled
+// (tagSettle).
 // Without that, every recovery would read the tags of every key in the
 // account: O(N²) calls after a crash in the middle of creating N keys, and a
 // full scan that hardly ever completes while KMS fails a few calls in a
@@ -127,6 +143,7 @@ func (c *sdkClient) ListTags(ctx context.Context, keyID string) (map[string]stri
 // last scan, and a failed read is simply tried again by the next scan.
 func (c *sdkClient) FindKeysByTag(ctx context.Context, key, value string) ([]string, error) {
 	var ids []string
+	var unread error
 	pages := kms.NewListKeysPaginator(c.kms, &kms.ListKeysInput{})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
@@ -135,25 +152,41 @@ func (c *sdkClient) FindKeysByTag(ctx context.Context, key, value string) ([]str
 		}
 		for _, k := range page.Keys {
 			id := aws.ToString(k.KeyId)
-			tags, err := c.tagsOnce(ctx, id)
+			tags, err := c.tagsOnce(ctx, id, key)
 			if err != nil {
-				return nil, err
+				// Read the other keys anyway: what was read is remembered,
+				// so the next scan has only the failures left to read.
+				unread = errors.Join(unread, err)
+				continue
 			}
 			if v, ok := tags[key]; ok && v == value {
 				ids = append(ids, id)
 			}
 		}
 	}
+	if len(ids) == 0 && unread != nil {
+		// Absence is only proven when every key was read.
+		return nil, unread
+	}
 	return ids, nil
 }
 
-// tagsOnce returns a key's tags, read from KMS the first time only.
-func (c *sdkClient) tagsOnce(ctx context.Context, id string) (map[string]string, error) {
+// tagsOnce returns a key's tags, read from KMS only while they may still
+// change: until they hold tagKey, or have been read tagSettle after the key
+// was first listed.
+func (c *sdkClient) tagsOnce(ctx context.Context, id, tagKey string) (map[string]string, error) {
+	now := time.Now
+	if c.now != nil {
+		now = c.now
+	}
 	c.mu.Lock()
-	tags, ok := c.seenTags[id]
+	seen, ok := c.seenTags[id]
 	c.mu.Unlock()
-	if ok {
-		return tags, nil
+	if _, has := seen.tags[tagKey]; ok && (has || seen.read.Sub(seen.firstListed) >= tagSettle) {
+		return seen.tags, nil
+	}
+	if !ok {
+		seen.firstListed = now()
 	}
 	tags, err := c.ListTags(ctx, id)
 	if skippable(err) {
@@ -162,11 +195,12 @@ func (c *sdkClient) tagsOnce(ctx context.Context, id string) (map[string]string,
 	if err != nil {
 		return nil, err
 	}
+	seen.tags, seen.read = tags, now()
 	c.mu.Lock()
 	if c.seenTags == nil {
-		c.seenTags = map[string]map[string]string{}
+		c.seenTags = map[string]seenTags{}
 	}
-	c.seenTags[id] = tags
+	c.seenTags[id] = seen
 	c.mu.Unlock()
 	return tags, nil
 }
