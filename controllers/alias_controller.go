@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 	"github.com/kmsoperator/kms-operator/internal/kmsclient"
@@ -75,23 +74,9 @@ func (r *AliasReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("alias").
 		// Our own status writes do not change the generation: no KMS read for them.
 		For(&kmsv1alpha1.Alias{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&kmsv1alpha1.Key{}, handler.EnqueueRequestsFromMapFunc(r.aliasesForKey), builder.WithPredicates(keyReferenceChanged)).
+		Watches(&kmsv1alpha1.Key{}, handler.EnqueueRequestsFromMapFunc(referrersOf(r.client, &kmsv1alpha1.AliasList{}, aliasTargetKeyRefField)), builder.WithPredicates(keyReferenceChanged)).
 		WithOptions(controllerOptions(r.Options)).
 		Complete(r)
-}
-
-// aliasesForKey maps a Key to the Aliases of its namespace that reference it.
-func (r *AliasReconciler) aliasesForKey(ctx context.Context, key client.Object) []reconcile.Request {
-	var list kmsv1alpha1.AliasList
-	if err := r.client.List(ctx, &list, client.InNamespace(key.GetNamespace()), client.MatchingFields{aliasTargetKeyRefField: key.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing the Aliases of a Key")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, a := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&a)})
-	}
-	return reqs
 }
 
 // Reconcile observes the alias, creates or re-targets it, and reports.

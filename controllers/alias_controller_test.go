@@ -334,9 +334,8 @@ func TestAliasWaitsForKey(t *testing.T) {
 	if err := c.Status().Update(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	r := &AliasReconciler{Options: w.opts, client: c}
 	want := []ctrl.Request{{NamespacedName: client.ObjectKeyFromObject(a)}}
-	if diff := cmp.Diff(want, r.aliasesForKey(ctx, key)); diff != "" {
+	if diff := cmp.Diff(want, referrersOf(c, &kmsv1alpha1.AliasList{}, aliasTargetKeyRefField)(ctx, key)); diff != "" {
 		t.Errorf("the Key event must wake exactly its Aliases (-want +got):\n%s", diff)
 	}
 

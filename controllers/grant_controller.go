@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 	"github.com/kmsoperator/kms-operator/internal/kmsclient"
@@ -63,23 +62,9 @@ func (r *GrantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("grant").
 		// Our own status writes do not change the generation: no KMS read for them.
 		For(&kmsv1alpha1.Grant{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&kmsv1alpha1.Key{}, handler.EnqueueRequestsFromMapFunc(r.grantsForKey), builder.WithPredicates(keyReferenceChanged)).
+		Watches(&kmsv1alpha1.Key{}, handler.EnqueueRequestsFromMapFunc(referrersOf(r.client, &kmsv1alpha1.GrantList{}, grantKeyRefField)), builder.WithPredicates(keyReferenceChanged)).
 		WithOptions(controllerOptions(r.Options)).
 		Complete(r)
-}
-
-// grantsForKey maps a Key to the Grants of its namespace that reference it.
-func (r *GrantReconciler) grantsForKey(ctx context.Context, key client.Object) []reconcile.Request {
-	var list kmsv1alpha1.GrantList
-	if err := r.client.List(ctx, &list, client.InNamespace(key.GetNamespace()), client.MatchingFields{grantKeyRefField: key.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing the Grants of a Key")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, g := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&g)})
-	}
-	return reqs
 }
 
 // Reconcile observes the grants on the key, creates or replaces ours, and

@@ -110,9 +110,9 @@ func TestKeyCreate(t *testing.T) {
 
 			got := want{
 				Calls: calls, KeyState: k.Status.KeyState,
-				Ready:  keyCond(k.Status.Conditions, kmsv1alpha1.ConditionReady),
-				Synced: keyCond(k.Status.Conditions, kmsv1alpha1.ConditionSynced), Requeue: requeue(res),
-				Events: keyEvents(e.rec),
+				Ready:  condition(k.Status.Conditions, kmsv1alpha1.ConditionReady),
+				Synced: condition(k.Status.Conditions, kmsv1alpha1.ConditionSynced), Requeue: requeue(res),
+				Events: drainEvents(e.rec),
 			}
 			if rs := k.Status.Rotation; rs != nil {
 				got.Rotation = rotation{Enabled: rs.Enabled, PeriodInDays: rs.PeriodInDays, LastOnDemand: rs.LastOnDemandRequest}
@@ -200,10 +200,10 @@ func TestKeySteadyState(t *testing.T) {
 				t.Errorf("%s\ncalls (-want +got):\n%s", tc.reason, diff)
 			}
 			k := e.get()
-			if got := keyCond(k.Status.Conditions, kmsv1alpha1.ConditionReady); got != "True/Available" || requeue(res) != "resync" {
+			if got := condition(k.Status.Conditions, kmsv1alpha1.ConditionReady); got != "True/Available" || requeue(res) != "resync" {
 				t.Errorf("%s\nReady %s, requeue %s; want True/Available, resync", tc.reason, got, requeue(res))
 			}
-			if ev := keyEvents(e.rec); len(ev) != 0 {
+			if ev := drainEvents(e.rec); len(ev) != 0 {
 				t.Errorf("%s\nunexpected events %v", tc.reason, ev)
 			}
 
@@ -339,7 +339,7 @@ func TestKeyUpdate(t *testing.T) {
 				t.Errorf("%s\ncalls (-want +got):\n%s", tc.reason, diff)
 			}
 			k := e.get()
-			got := []string{keyCond(k.Status.Conditions, kmsv1alpha1.ConditionReady), keyCond(k.Status.Conditions, kmsv1alpha1.ConditionSynced), requeue(res)}
+			got := []string{condition(k.Status.Conditions, kmsv1alpha1.ConditionReady), condition(k.Status.Conditions, kmsv1alpha1.ConditionSynced), requeue(res)}
 			if diff := cmp.Diff([]string{"True/Available", "True/ReconcileSuccess", "resync"}, got); diff != "" {
 				t.Errorf("%s\nReady, Synced, requeue (-want +got):\n%s", tc.reason, diff)
 			}
@@ -350,7 +350,7 @@ func TestKeyUpdate(t *testing.T) {
 			if len(tc.want) > 0 {
 				wantEvents = []string{"Normal Updated"}
 			}
-			if diff := cmp.Diff(wantEvents, keyEvents(e.rec)); diff != "" {
+			if diff := cmp.Diff(wantEvents, drainEvents(e.rec)); diff != "" {
 				t.Errorf("%s\nevents (-want +got):\n%s", tc.reason, diff)
 			}
 			if tc.lastOnDemand != "" && (k.Status.Rotation == nil || k.Status.Rotation.LastOnDemandRequest != tc.lastOnDemand) {
@@ -445,11 +445,11 @@ func TestKeyDrift(t *testing.T) {
 				t.Errorf("%s\ncalls (-want +got):\n%s", tc.reason, diff)
 			}
 			k := e.get()
-			got := []string{requeue(res), keyCond(k.Status.Conditions, kmsv1alpha1.ConditionReady), keyCond(k.Status.Conditions, kmsv1alpha1.ConditionSynced)}
+			got := []string{requeue(res), condition(k.Status.Conditions, kmsv1alpha1.ConditionReady), condition(k.Status.Conditions, kmsv1alpha1.ConditionSynced)}
 			if diff := cmp.Diff([]string{tc.requeue, tc.ready, "True/ReconcileSuccess"}, got); diff != "" {
 				t.Errorf("%s\nrequeue, Ready, Synced (-want +got):\n%s", tc.reason, diff)
 			}
-			if diff := cmp.Diff([]string{"Warning DriftCorrected"}, keyEvents(e.rec)); diff != "" {
+			if diff := cmp.Diff([]string{"Warning DriftCorrected"}, drainEvents(e.rec)); diff != "" {
 				t.Errorf("%s\nevents (-want +got):\n%s", tc.reason, diff)
 			}
 
@@ -460,7 +460,7 @@ func TestKeyDrift(t *testing.T) {
 				t.Errorf("%s\ncalls after the correction (-want +got):\n%s", tc.reason, diff)
 			}
 			k = e.get()
-			if got := keyCond(k.Status.Conditions, kmsv1alpha1.ConditionReady); got != "True/Available" || k.Status.KeyState != kmsclient.StateEnabled {
+			if got := condition(k.Status.Conditions, kmsv1alpha1.ConditionReady); got != "True/Available" || k.Status.KeyState != kmsclient.StateEnabled {
 				t.Errorf("%s\nafter the correction: Ready %s, keyState %s", tc.reason, got, k.Status.KeyState)
 			}
 			if kk := e.kmsKey(id); kk.State != kmsclient.StateEnabled || kk.Description != "payments" {
@@ -520,8 +520,8 @@ func TestKeyObserve(t *testing.T) {
 				e.kms.ResetCalls()
 				k := e.get()
 				ready := meta.FindStatusCondition(k.Status.Conditions, kmsv1alpha1.ConditionReady)
-				got := []string{k.Status.KeyID, keyCond(k.Status.Conditions, kmsv1alpha1.ConditionReady),
-					keyCond(k.Status.Conditions, kmsv1alpha1.ConditionSynced), requeue(res)}
+				got := []string{k.Status.KeyID, condition(k.Status.Conditions, kmsv1alpha1.ConditionReady),
+					condition(k.Status.Conditions, kmsv1alpha1.ConditionSynced), requeue(res)}
 				if diff := cmp.Diff([]string{id, tc.ready, "True/ObserveOnly", "resync"}, got); diff != "" {
 					t.Errorf("%s\nreconcile %d: keyID, Ready, Synced, requeue (-want +got):\n%s", tc.reason, i, diff)
 				}
@@ -536,7 +536,7 @@ func TestKeyObserve(t *testing.T) {
 				if i > 0 {
 					wantEvents = nil
 				}
-				if diff := cmp.Diff(wantEvents, keyEvents(e.rec)); diff != "" {
+				if diff := cmp.Diff(wantEvents, drainEvents(e.rec)); diff != "" {
 					t.Errorf("%s\nreconcile %d: events (-want +got):\n%s", tc.reason, i, diff)
 				}
 			}
@@ -640,7 +640,7 @@ func TestKeyAdoption(t *testing.T) {
 				t.Errorf("%s\nreconcile returned %v, want nil", tc.reason, err)
 			}
 			k := e.get()
-			got := []string{keyCond(k.Status.Conditions, kmsv1alpha1.ConditionSynced), requeue(res)}
+			got := []string{condition(k.Status.Conditions, kmsv1alpha1.ConditionSynced), requeue(res)}
 			if diff := cmp.Diff([]string{tc.synced, tc.requeue}, got); diff != "" {
 				t.Errorf("%s\nSynced, requeue (-want +got):\n%s", tc.reason, diff)
 			}
@@ -666,7 +666,7 @@ func TestKeyAdoption(t *testing.T) {
 			if diff := cmp.Diff(tc.next, f.Calls()); diff != "" {
 				t.Errorf("%s\ncalls of the next reconcile (-want +got):\n%s", tc.reason, diff)
 			}
-			if got := keyCond(e.get().Status.Conditions, kmsv1alpha1.ConditionReady); got != "True/Available" {
+			if got := condition(e.get().Status.Conditions, kmsv1alpha1.ConditionReady); got != "True/Available" {
 				t.Errorf("%s\nnext reconcile: Ready %s", tc.reason, got)
 			}
 		})
@@ -707,7 +707,7 @@ func TestKeyCrashSafeCreate(t *testing.T) {
 				if _, ok := k.Annotations[kmsv1alpha1.AnnotationCreateStarted]; !ok || k.Status.KeyID != "" {
 					t.Fatalf("after the lost response: annotations %v, keyID %q", k.Annotations, k.Status.KeyID)
 				}
-				if got := keyCond(k.Status.Conditions, kmsv1alpha1.ConditionSynced); got != "False/ReconcileError" {
+				if got := condition(k.Status.Conditions, kmsv1alpha1.ConditionSynced); got != "False/ReconcileError" {
 					t.Errorf("after the lost response: Synced %s, want False/ReconcileError", got)
 				}
 			},
@@ -748,7 +748,7 @@ func TestKeyCrashSafeCreate(t *testing.T) {
 				e.restart()
 			}
 			e.kms.ResetCalls()
-			keyEvents(e.rec)
+			drainEvents(e.rec)
 
 			res := e.mustReconcile()
 			if diff := cmp.Diff(tc.calls, e.kms.Calls()); diff != "" {
@@ -759,11 +759,11 @@ func TestKeyCrashSafeCreate(t *testing.T) {
 			if len(keys) != 1 || k.Status.KeyID != keys[0].ID {
 				t.Fatalf("%s\nstatus.keyID %q; KMS keys %+v; want exactly one, recorded", tc.reason, k.Status.KeyID, keys)
 			}
-			got := []string{keyCond(k.Status.Conditions, kmsv1alpha1.ConditionReady), requeue(res)}
+			got := []string{condition(k.Status.Conditions, kmsv1alpha1.ConditionReady), requeue(res)}
 			if diff := cmp.Diff([]string{"True/Available", "resync"}, got); diff != "" {
 				t.Errorf("%s\nReady, requeue (-want +got):\n%s", tc.reason, diff)
 			}
-			if diff := cmp.Diff(tc.events, keyEvents(e.rec)); diff != "" {
+			if diff := cmp.Diff(tc.events, drainEvents(e.rec)); diff != "" {
 				t.Errorf("%s\nevents (-want +got):\n%s", tc.reason, diff)
 			}
 		})
@@ -891,8 +891,8 @@ func TestKeyErrors(t *testing.T) {
 			k := e.get()
 			got := want{
 				Err:     err != nil,
-				Synced:  keyCond(k.Status.Conditions, kmsv1alpha1.ConditionSynced),
-				Ready:   keyCond(k.Status.Conditions, kmsv1alpha1.ConditionReady),
+				Synced:  condition(k.Status.Conditions, kmsv1alpha1.ConditionSynced),
+				Ready:   condition(k.Status.Conditions, kmsv1alpha1.ConditionReady),
 				Requeue: requeue(res),
 				Calls:   e.kms.Calls(),
 			}
@@ -937,14 +937,14 @@ func TestKeyMalformedPolicyGraceEnds(t *testing.T) {
 	if err != nil || requeue(res) != "resync" {
 		t.Fatalf("%s\nafter the grace: %v, requeue %s; want nil, resync", reason, err, requeue(res))
 	}
-	if got := keyCond(e.get().Status.Conditions, kmsv1alpha1.ConditionSynced); got != "False/InvalidSpec" {
+	if got := condition(e.get().Status.Conditions, kmsv1alpha1.ConditionSynced); got != "False/InvalidSpec" {
 		t.Errorf("%s\nafter the grace: Synced %s", reason, got)
 	}
 	e.mustReconcile()
 	if _, ok := e.r.malformedSince[keyTestUID]; ok {
 		t.Errorf("%s\nmalformedSince kept after the policy was accepted", reason)
 	}
-	if got := keyCond(e.get().Status.Conditions, kmsv1alpha1.ConditionSynced); got != "True/ReconcileSuccess" {
+	if got := condition(e.get().Status.Conditions, kmsv1alpha1.ConditionSynced); got != "True/ReconcileSuccess" {
 		t.Errorf("%s\nafter success: Synced %s", reason, got)
 	}
 }
@@ -1037,7 +1037,7 @@ func TestKeyDelete(t *testing.T) {
 					t.Fatal(err)
 				}
 				e.mustReconcile() // refused: adoption is off
-				if got := keyCond(e.get().Status.Conditions, kmsv1alpha1.ConditionSynced); got != "False/AdoptionRefused" {
+				if got := condition(e.get().Status.Conditions, kmsv1alpha1.ConditionSynced); got != "False/AdoptionRefused" {
 					t.Fatalf("Synced %s, want False/AdoptionRefused", got)
 				}
 				return id
@@ -1086,7 +1086,7 @@ func TestKeyDelete(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.kms.ResetCalls()
-			keyEvents(e.rec)
+			drainEvents(e.rec)
 
 			res, err := e.reconcile()
 			if err != nil || res.RequeueAfter != 0 {
@@ -1098,7 +1098,7 @@ func TestKeyDelete(t *testing.T) {
 			if k := e.get(); k != nil {
 				t.Errorf("%s\nobject still there with finalizers %v", tc.reason, k.Finalizers)
 			}
-			if diff := cmp.Diff(tc.wantEvent, keyEvents(e.rec)); diff != "" {
+			if diff := cmp.Diff(tc.wantEvent, drainEvents(e.rec)); diff != "" {
 				t.Errorf("%s\nevents (-want +got):\n%s", tc.reason, diff)
 			}
 			if id == "" {

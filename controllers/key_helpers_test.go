@@ -2,11 +2,9 @@ package controllers
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -205,7 +203,7 @@ func (e *keyEnv) create() string {
 		e.t.Fatalf("no key created: %+v", k.Status)
 	}
 	e.kms.ResetCalls()
-	keyEvents(e.rec)
+	drainEvents(e.rec)
 	return k.Status.KeyID
 }
 
@@ -260,29 +258,6 @@ func ownedBy(ns, name, cluster string) map[string]string {
 	return map[string]string{
 		kmsv1alpha1.TagOwnerUID: "uid-" + ns + "-" + name, kmsv1alpha1.TagOwnerNS: ns,
 		kmsv1alpha1.TagOwnerName: name, kmsv1alpha1.TagOwnerCluster: cluster,
-	}
-}
-
-// keyCond summarises a condition as "Status/Reason".
-func keyCond(conds []metav1.Condition, typ string) string {
-	c := meta.FindStatusCondition(conds, typ)
-	if c == nil {
-		return ""
-	}
-	return string(c.Status) + "/" + c.Reason
-}
-
-// keyEvents drains the recorded events as "Type Reason".
-func keyEvents(rec *events.FakeRecorder) []string {
-	var out []string
-	for {
-		select {
-		case e := <-rec.Events:
-			f := strings.Fields(e)
-			out = append(out, f[0]+" "+f[1])
-		default:
-			return out
-		}
 	}
 }
 

@@ -10,12 +10,15 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 	"github.com/kmsoperator/kms-operator/internal/kmsclient"
@@ -197,4 +200,22 @@ func reportFailure(rec events.EventRecorder, obj client.Object, conds *[]metav1.
 		return ctrl.Result{}, err
 	}
 	return resync(period), nil
+}
+
+// referrersOf maps a Key to the objects of its namespace that reference it,
+// found through the field index on list's kind.
+func referrersOf(c client.Client, list client.ObjectList, field string) handler.MapFunc {
+	return func(ctx context.Context, key client.Object) []reconcile.Request {
+		l := list.DeepCopyObject().(client.ObjectList)
+		if err := c.List(ctx, l, client.InNamespace(key.GetNamespace()), client.MatchingFields{field: key.GetName()}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "listing the objects referencing a Key", "field", field)
+			return nil
+		}
+		var reqs []reconcile.Request
+		_ = meta.EachListItem(l, func(o runtime.Object) error {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o.(client.Object))})
+			return nil
+		})
+		return reqs
+	}
 }

@@ -517,7 +517,7 @@ func TestGrantLifecycle(t *testing.T) {
 		status, _, _ := unstructured.NestedMap(u.Object, "status")
 		for field := range status {
 			switch field {
-			case "grantID", "keyID", "observedGeneration", "conditions":
+			case "grantID", "keyID", "keyARN", "observedGeneration", "conditions":
 			default:
 				t.Errorf("status has undocumented field %q: %v", field, status[field])
 			}
