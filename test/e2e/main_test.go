@@ -168,13 +168,6 @@ type operator struct {
 // restartDelay is how long a supervised operator stays down after an exit.
 const restartDelay = 500 * time.Millisecond
 
-// newSupervisedOperator is newOperator with supervise set.
-func newSupervisedOperator(name string, args ...string) *operator {
-	o := newOperator(name, args...)
-	o.supervise = true
-	return o
-}
-
 func newOperator(name string, args ...string) *operator {
 	args = append([]string{
 		"--sync-period=" + syncPeriod,
