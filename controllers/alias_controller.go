@@ -130,7 +130,15 @@ func (r *AliasReconciler) reconcileNormal(ctx context.Context, a *kmsv1alpha1.Al
 	owned := owns(a, arn)
 	switch {
 	case observed == nil:
-		if err := target.api.CreateAlias(ctx, a.Spec.Name, target.id); err != nil {
+		err := target.api.CreateAlias(ctx, a.Spec.Name, target.id)
+		if kmsclient.ClassOf(err) == kmsclient.AlreadyExists {
+			// The SDK retried a CreateAlias whose response was lost, or
+			// someone created it meanwhile: one more look tells which.
+			if again, gerr := target.api.GetAlias(ctx, a.Spec.Name); gerr == nil && again.TargetKeyID == target.id {
+				err = nil
+			}
+		}
+		if err != nil {
 			return r.fail(a, err)
 		}
 		note := "Created alias %s pointing at key %s"

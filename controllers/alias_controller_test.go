@@ -102,6 +102,17 @@ func TestAliasReconcile(t *testing.T) {
 			inKMS:  "k1",
 			want:   aliasOutcome{Ready: available, Synced: synced, Recorded: "k1", InKMS: "k1", Calls: []string{"DescribeKey"}},
 		},
+		"CreateAlreadyDoneByRetry": {
+			reason: "CreateAlias answered AlreadyExists (the SDK retried a request whose response was lost): one more look finds it on our key: success, not a conflict.",
+			alias:  func(*refWorld) *kmsv1alpha1.Alias { return newAlias("a", "k1") },
+			inKMS:  "k1",
+			setup: func(w *refWorld) {
+				// The first look misses the alias, as it did before the lost create.
+				w.kms.Fail("DescribeKey", kmsclient.NewError("DescribeKey", kmsclient.NotFound, "NotFoundException", "alias not found"), 1)
+			},
+			want: aliasOutcome{Ready: available, Synced: synced, Recorded: "k1", InKMS: "k1",
+				Calls: []string{"DescribeKey", "CreateAlias", "DescribeKey"}, Events: []string{"Normal CreatedAlias"}},
+		},
 		"Retarget": {
 			reason: "A changed targetKeyRef re-targets our alias with UpdateAlias.",
 			alias:  func(w *refWorld) *kmsv1alpha1.Alias { return w.recorded(newAlias("a", "k2"), "k1") },
