@@ -43,6 +43,7 @@ type options struct {
 	quotaSets  int   // N for the run under AWS default quotas
 	keysOnly   []int // N for the memory runs (Keys only)
 	faultSets  int   // N for the run with injected faults
+	quotaShare string
 	syncPeriod time.Duration
 }
 
@@ -53,6 +54,7 @@ func main() {
 	flag.IntVar(&o.quotaSets, "quota-sets", 500, "N of sets to create under AWS default quotas (0 skips)")
 	flag.StringVar(&keysOnly, "keys", "1000,10000", "N of Keys for the memory and CPU runs (comma-separated; empty skips)")
 	flag.IntVar(&o.faultSets, "fault-sets", 100, "N of sets to create with 20% injected faults (0 skips)")
+	flag.StringVar(&o.quotaShare, "quota-share", "0.8", "operator --kms-quota-share for the run under AWS quotas")
 	flag.DurationVar(&o.syncPeriod, "sync-period", 20*time.Second, "operator resync period for the steady-state measurement")
 	flag.Parse()
 	o.sets, o.keysOnly = ints(sets), ints(keysOnly)
@@ -121,25 +123,20 @@ func newBench() (*bench, error) {
 		operator: os.Getenv("OPERATOR_BIN"), logDir: filepath.Join(os.Getenv("LOCAL_DIR"), "logs")}, nil
 }
 
+// run runs the scenarios smallest account first: a scenario's recovery scans
+// cost more the more keys earlier ones left in the KMS server.
 func (b *bench) run(ctx context.Context, o options) error {
+	type scenario struct {
+		name   string
+		n      int
+		sets   bool
+		kms    map[string]any
+		share  string
+		steady bool
+	}
+	var all []scenario
 	for _, n := range o.sets {
-		if err := b.scenario(ctx, "create sets, no quotas", n, true, nil, "--kms-quota-share=0", o.syncPeriod, true); err != nil {
-			return err
-		}
-	}
-	if o.quotaSets > 0 {
-		quotas := map[string]any{"quotas": "aws"}
-		if err := b.scenario(ctx, "create sets, AWS quotas, share 0.8", o.quotaSets, true, quotas, "--kms-quota-share=0.8", o.syncPeriod, false); err != nil {
-			return err
-		}
-		if err := b.scenario(ctx, "create sets, AWS quotas, share 1.0", o.quotaSets, true, quotas, "--kms-quota-share=1", o.syncPeriod, false); err != nil {
-			return err
-		}
-	}
-	for _, n := range o.keysOnly {
-		if err := b.scenario(ctx, "create Keys only, no quotas", n, false, nil, "--kms-quota-share=0", o.syncPeriod, false); err != nil {
-			return err
-		}
+		all = append(all, scenario{"create sets, no quotas", n, true, nil, "0", true})
 	}
 	if o.faultSets > 0 {
 		faults := map[string]any{"faults": []map[string]any{
@@ -147,8 +144,20 @@ func (b *bench) run(ctx context.Context, o options) error {
 			{"op": "*", "kind": "timeout", "rate": 0.04}, {"op": "*", "kind": "reset", "rate": 0.03},
 			{"op": "*", "kind": "lost", "rate": 0.03},
 		}, "seed": 7}
-		if err := b.scenario(ctx, "create sets, 20% faults", o.faultSets, true, faults, "--kms-quota-share=0", o.syncPeriod, false); err != nil {
-			return err
+		all = append(all, scenario{"create sets, 20% faults", o.faultSets, true, faults, "0", false})
+	}
+	if o.quotaSets > 0 {
+		all = append(all, scenario{"create sets, AWS quotas, share " + o.quotaShare, o.quotaSets, true, map[string]any{"quotas": "aws"}, o.quotaShare, false})
+	}
+	for _, n := range o.keysOnly {
+		all = append(all, scenario{"create Keys only, no quotas", n, false, nil, "0", false})
+	}
+	for _, sc := range all {
+		// A scenario that fails is a result too: it is reported, and the
+		// others still run.
+		if err := b.scenario(ctx, sc.name, sc.n, sc.sets, sc.kms, "--kms-quota-share="+sc.share, o.syncPeriod, sc.steady); err != nil {
+			b.rows = append(b.rows, row{scenario: sc.name, n: sc.n, note: "FAILED: " + err.Error()})
+			fmt.Println("  " + err.Error())
 		}
 	}
 	b.print()
@@ -203,6 +212,8 @@ func (b *bench) scenario(ctx context.Context, name string, n int, sets bool, kms
 	}
 	r.rssMiB, r.cpuSec = op.usage()
 	b.rows = append(b.rows, r)
+	fmt.Printf("  all Ready in %s; KMS calls per set: %s; throttled %d; peak RSS %.0f MiB; CPU %.1f s\n",
+		r.ready.Round(100*time.Millisecond), perObject(r), r.throttled, r.rssMiB, r.cpuSec)
 
 	if steady {
 		// Idle resyncs: every object is re-read once per sync period (with
@@ -226,6 +237,7 @@ func (b *bench) scenario(ctx context.Context, name string, n int, sets bool, kms
 		s.note = fmt.Sprintf("%.2f calls per Key+Alias+Grant per resync; %.0f per set per hour at the default 10m", perKey, perKey*6)
 		s.rssMiB, s.cpuSec = op.usage()
 		b.rows = append(b.rows, s)
+		fmt.Printf("  steady state: %s (%s)\n", perObject(s), s.note)
 	}
 	return b.cleanup(ctx, ns)
 }

@@ -144,7 +144,9 @@ func (c *sdkClient) ListTags(ctx context.Context, keyID string) (map[string]stri
 func (c *sdkClient) FindKeysByTag(ctx context.Context, key, value string) ([]string, error) {
 	var ids []string
 	var unread error
-	pages := kms.NewListKeysPaginator(c.kms, &kms.ListKeysInput{})
+	// The largest page KMS allows: a scan of a large account is then a few
+	// calls instead of one per hundred keys.
+	pages := kms.NewListKeysPaginator(c.kms, &kms.ListKeysInput{Limit: aws.Int32(1000)})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
@@ -396,7 +398,7 @@ func (c *sdkClient) CreateGrant(ctx context.Context, in GrantInput) (string, err
 
 func (c *sdkClient) ListGrants(ctx context.Context, keyID string) ([]Grant, error) {
 	var grants []Grant
-	pages := kms.NewListGrantsPaginator(c.kms, &kms.ListGrantsInput{KeyId: &keyID})
+	pages := kms.NewListGrantsPaginator(c.kms, &kms.ListGrantsInput{KeyId: &keyID, Limit: aws.Int32(100)})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {

@@ -250,8 +250,8 @@ func TestSDKClient(t *testing.T) {
 				{GrantID: "g2", KeyID: testARN, GranteePrincipal: "p", Operations: []string{"Sign"}},
 			},
 			wantRequests: []request{
-				{"ListGrants", map[string]any{"KeyId": testID}},
-				{"ListGrants", map[string]any{"KeyId": testID, "Marker": "m1"}},
+				{"ListGrants", map[string]any{"KeyId": testID, "Limit": float64(100)}},
+				{"ListGrants", map[string]any{"KeyId": testID, "Limit": float64(100), "Marker": "m1"}},
 			},
 		},
 		"FindKeysByTag": {
@@ -270,10 +270,10 @@ func TestSDKClient(t *testing.T) {
 			call: func(c *sdkClient) (any, error) { return c.FindKeysByTag(ctx, "owner", "uid") },
 			want: []string{"k1"},
 			wantRequests: []request{
-				{"ListKeys", map[string]any{}},
+				{"ListKeys", map[string]any{"Limit": float64(1000)}},
 				{"ListResourceTags", map[string]any{"KeyId": "k1"}},
 				{"ListResourceTags", map[string]any{"KeyId": "k2"}},
-				{"ListKeys", map[string]any{"Marker": "m1"}},
+				{"ListKeys", map[string]any{"Limit": float64(1000), "Marker": "m1"}},
 				{"ListResourceTags", map[string]any{"KeyId": "k3"}},
 			},
 		},
