@@ -63,8 +63,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	if err := b.run(context.Background(), o); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
+	if failed := b.run(context.Background(), o); failed > 0 {
 		os.Exit(1)
 	}
 }
@@ -125,7 +124,8 @@ func newBench() (*bench, error) {
 
 // run runs the scenarios smallest account first: a scenario's recovery scans
 // cost more the more keys earlier ones left in the KMS server.
-func (b *bench) run(ctx context.Context, o options) error {
+// run returns how many scenarios failed.
+func (b *bench) run(ctx context.Context, o options) int {
 	type scenario struct {
 		name   string
 		n      int
@@ -152,16 +152,18 @@ func (b *bench) run(ctx context.Context, o options) error {
 	for _, n := range o.keysOnly {
 		all = append(all, scenario{"create Keys only, no quotas", n, false, nil, "0", false})
 	}
+	failed := 0
 	for _, sc := range all {
 		// A scenario that fails is a result too: it is reported, and the
 		// others still run.
 		if err := b.scenario(ctx, sc.name, sc.n, sc.sets, sc.kms, "--kms-quota-share="+sc.share, o.syncPeriod, sc.steady); err != nil {
 			b.rows = append(b.rows, row{scenario: sc.name, n: sc.n, note: "FAILED: " + err.Error()})
 			fmt.Println("  " + err.Error())
+			failed++
 		}
 	}
 	b.print()
-	return nil
+	return failed
 }
 
 // scenario starts an operator for a fresh namespace, creates n objects (sets:
