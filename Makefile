@@ -94,8 +94,8 @@ test-e2e-kind: build ## The e2e suite against a kind cluster (needs Docker; crea
 .PHONY: bench
 bench: build $(K8S_BINS) manifests ## Benchmarks on a platform of their own; prints a table (BENCH_ARGS="-sets 100 -keys 1000 ..." to choose).
 	$(BENCH_PLATFORM) hack/local-up.sh
-	source $(BENCH_DIR)/env && OPERATOR_BIN=$(MANAGER) LOCAL_DIR=$(BENCH_DIR) go run ./hack/bench $(BENCH_ARGS); \
-		status=$$?; $(BENCH_PLATFORM) hack/local-down.sh --purge; exit $$status
+	status=0; source $(BENCH_DIR)/env && OPERATOR_BIN=$(MANAGER) LOCAL_DIR=$(BENCH_DIR) go run ./hack/bench $(BENCH_ARGS) || status=$$?; \
+		$(BENCH_PLATFORM) hack/local-down.sh --purge; exit $$status
 
 ##@ Build
 
