@@ -111,6 +111,11 @@ type Config struct {
 	Faults []Fault `json:"faults,omitempty"`
 	// Seed seeds the random draws; 0 picks a seed, which GET /_config shows.
 	Seed uint64 `json:"seed,omitempty"`
+	// Consistency models real AWS's eventual consistency; off by default.
+	Consistency Consistency `json:"consistency"`
+	// AccessKeys maps extra access key ids to the account they sign for
+	// (as its root user); other keys sign for the default account.
+	AccessKeys map[string]string `json:"accessKeys,omitempty"`
 }
 
 // Fault injects one kind of fault into a share of an operation's requests.
@@ -217,8 +222,26 @@ func ConfigFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 	fs.Var(faults, "fault", "`Op=kind:rate`: inject a fault into a share (0 to 1) of Op's requests, Op * for all;\n"+
 		"kinds throttle, internal, timeout, latency=<duration>, reset, lost; repeatable (env KMS_FAULTS, comma-separated)")
 	seed := fs.String("fault-seed", getenv("KMS_FAULT_SEED"), "seed of the fault draws; empty or 0 for a random one (env KMS_FAULT_SEED)")
+	consistency := consistencyFlags(fs, getenv)
+	accessKeys := &listFlag{env: getenv("KMS_ACCESS_KEYS")}
+	fs.Var(accessKeys, "access-key", "`AKID=ACCOUNT`: requests signed with access key AKID are account ACCOUNT's root;\n"+
+		"other keys sign for --account-id; repeatable (env KMS_ACCESS_KEYS, comma-separated)")
 	return func() (Config, error) {
+		var err error
 		cfg := Config{Quotas: *quotas}
+		if cfg.Consistency, err = consistency(); err != nil {
+			return Config{}, err
+		}
+		for _, s := range accessKeys.values() {
+			key, account, ok := strings.Cut(s, "=")
+			if !ok || key == "" {
+				return Config{}, fmt.Errorf("access key %q: want AKID=ACCOUNT", s)
+			}
+			if cfg.AccessKeys == nil {
+				cfg.AccessKeys = map[string]string{}
+			}
+			cfg.AccessKeys[key] = account
+		}
 		for _, s := range quota.values() {
 			op, n, err := ParseQuota(s)
 			if err != nil {
@@ -274,8 +297,9 @@ func (l *listFlag) values() []string {
 	return strings.FieldsFunc(l.env, func(r rune) bool { return r == ',' || r == ' ' })
 }
 
-// policy is a Config compiled for the request path. It is never changed:
-// SetConfig swaps in a new one.
+// policy is a Config compiled for the request path. Its configuration never
+// changes: SetConfig swaps in a new one. Its buckets fill as tenants make
+// requests.
 type policy struct {
 	cfg Config
 	// ops holds the operations with a quota or faults of their own; any
@@ -284,11 +308,16 @@ type policy struct {
 	any *opPolicy
 	mu  sync.Mutex
 	rng *rand.Rand
+	// buckets are the quotas' token buckets by tenant, then by operation
+	// (or cryptoQuota): AWS's quotas are per account and region.
+	bucketsMu sync.Mutex
+	buckets   map[string]map[string]*bucket
 }
 
 type opPolicy struct {
-	bucket *bucket // nil: no quota
-	faults []Fault // error kinds
+	quota  int    // requests per second, 0 for none
+	bucket string // the bucket it draws from: the operation or cryptoQuota
+	faults []Fault
 	delays []Fault // FaultLatency
 }
 
@@ -303,49 +332,17 @@ func (f *Front) knownOp(op string) bool {
 	_, q := awsQuotas[op]
 	_, l := f.ops[op]
 	_, h := f.handled[op]
-	return q || l || h || slices.Contains(cryptoOps, op)
+	_, g := f.tagging[op]
+	return q || l || h || g || slices.Contains(cryptoOps, op)
 }
 
 // compile checks cfg and builds its policy; cfg is normalized in place.
 func (f *Front) compile(cfg *Config) (*policy, error) {
-	switch cfg.Quotas {
-	case "":
-		cfg.Quotas = QuotasNone
-	case QuotasNone, QuotasAWS:
-	default:
-		return nil, fmt.Errorf("quotas %q: want aws or none", cfg.Quotas)
+	if err := f.normalize(cfg); err != nil {
+		return nil, err
 	}
-	for op, n := range cfg.Quota {
-		if !f.knownOp(op) {
-			return nil, fmt.Errorf("quota for unknown operation %q", op)
-		}
-		if n < 0 {
-			return nil, fmt.Errorf("quota %s=%d is negative", op, n)
-		}
-	}
-	if len(cfg.Quota) == 0 {
-		cfg.Quota = nil
-	}
-	var star []Fault
-	for i := range cfg.Faults {
-		ft := &cfg.Faults[i]
-		if err := ft.normalize(); err != nil {
-			return nil, fmt.Errorf("fault %s %s: %w", ft.Op, ft.Kind, err)
-		}
-		if ft.Op == AllOps {
-			star = append(star, *ft)
-		} else if !f.knownOp(ft.Op) {
-			return nil, fmt.Errorf("fault for unknown operation %q", ft.Op)
-		}
-	}
-	if len(cfg.Faults) == 0 {
-		cfg.Faults = nil
-	}
-	for cfg.Seed == 0 {
-		cfg.Seed = rand.Uint64()
-	}
-
-	p := &policy{cfg: *cfg, ops: map[string]*opPolicy{}, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed))}
+	p := &policy{cfg: *cfg, ops: map[string]*opPolicy{}, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed)),
+		buckets: map[string]map[string]*bucket{}}
 	// limit is the quota of a name (an operation or cryptoQuota), 0 for none.
 	limit := func(name string) int {
 		if n, ok := cfg.Quota[name]; ok {
@@ -356,35 +353,32 @@ func (f *Front) compile(cfg *Config) (*policy, error) {
 		}
 		return 0
 	}
-	var shared *bucket
-	if n := limit(cryptoQuota); n > 0 {
-		shared = newBucket(n)
-	}
 	get := func(op string) *opPolicy {
 		o := p.ops[op]
 		if o == nil {
-			o = &opPolicy{}
+			o = &opPolicy{bucket: op}
 			p.ops[op] = o
 		}
 		return o
 	}
-	for op := range awsQuotas {
+	for _, op := range slices.Concat(slices.Collect(maps.Keys(awsQuotas)), slices.Collect(maps.Keys(cfg.Quota))) {
 		if n := limit(op); n > 0 && op != cryptoQuota {
-			get(op).bucket = newBucket(n)
+			get(op).quota = n
 		}
 	}
-	for op := range cfg.Quota {
-		if n := limit(op); n > 0 && op != cryptoQuota {
-			get(op).bucket = newBucket(n)
+	if shared := limit(cryptoQuota); shared > 0 {
+		for _, op := range cryptoOps {
+			if _, own := cfg.Quota[op]; !own {
+				o := get(op)
+				o.quota, o.bucket = shared, cryptoQuota
+			}
 		}
 	}
-	for _, op := range cryptoOps {
-		if _, own := cfg.Quota[op]; !own && shared != nil {
-			get(op).bucket = shared
-		}
-	}
+	var star []Fault
 	for _, ft := range cfg.Faults {
-		if ft.Op != AllOps {
+		if ft.Op == AllOps {
+			star = append(star, ft)
+		} else {
 			get(ft.Op).add(ft)
 		}
 	}
@@ -403,6 +397,55 @@ func (f *Front) compile(cfg *Config) (*policy, error) {
 	return p, nil
 }
 
+// normalize checks cfg and fills in its defaults.
+func (f *Front) normalize(cfg *Config) error {
+	switch cfg.Quotas {
+	case "":
+		cfg.Quotas = QuotasNone
+	case QuotasNone, QuotasAWS:
+	default:
+		return fmt.Errorf("quotas %q: want aws or none", cfg.Quotas)
+	}
+	for op, n := range cfg.Quota {
+		if !f.knownOp(op) {
+			return fmt.Errorf("quota for unknown operation %q", op)
+		}
+		if n < 0 {
+			return fmt.Errorf("quota %s=%d is negative", op, n)
+		}
+	}
+	if len(cfg.Quota) == 0 {
+		cfg.Quota = nil
+	}
+	for i := range cfg.Faults {
+		ft := &cfg.Faults[i]
+		if err := ft.normalize(); err != nil {
+			return fmt.Errorf("fault %s %s: %w", ft.Op, ft.Kind, err)
+		}
+		if ft.Op != AllOps && !f.knownOp(ft.Op) {
+			return fmt.Errorf("fault for unknown operation %q", ft.Op)
+		}
+	}
+	if len(cfg.Faults) == 0 {
+		cfg.Faults = nil
+	}
+	for cfg.Seed == 0 {
+		cfg.Seed = rand.Uint64()
+	}
+	if err := cfg.Consistency.check(); err != nil {
+		return err
+	}
+	for key, account := range cfg.AccessKeys {
+		if key == "" || !accountPattern.MatchString(account) {
+			return fmt.Errorf("access key %q: account %q is not 12 digits", key, account)
+		}
+	}
+	if len(cfg.AccessKeys) == 0 {
+		cfg.AccessKeys = nil
+	}
+	return nil
+}
+
 func (o *opPolicy) add(ft Fault) {
 	if ft.Kind == FaultLatency {
 		o.delays = append(o.delays, ft)
@@ -411,15 +454,15 @@ func (o *opPolicy) add(ft Fault) {
 	}
 }
 
-// decide applies the quota of op and draws its faults.
-func (p *policy) decide(op string) action {
+// decide applies the tenant's quota of op and draws op's faults.
+func (p *policy) decide(tenant, op string, now time.Time) action {
 	o, ok := p.ops[op]
 	if !ok {
 		if o = p.any; o == nil {
 			return action{}
 		}
 	}
-	if o.bucket != nil && !o.bucket.take(time.Now()) {
+	if o.quota > 0 && !p.bucket(tenant, o).take(now) {
 		return action{kind: FaultThrottle}
 	}
 	if len(o.faults) == 0 && len(o.delays) == 0 {
@@ -443,6 +486,23 @@ func (p *policy) decide(op string) action {
 		}
 	}
 	return a
+}
+
+// bucket returns the tenant's bucket that o draws from, creating it full.
+func (p *policy) bucket(tenant string, o *opPolicy) *bucket {
+	p.bucketsMu.Lock()
+	defer p.bucketsMu.Unlock()
+	own := p.buckets[tenant]
+	if own == nil {
+		own = map[string]*bucket{}
+		p.buckets[tenant] = own
+	}
+	b := own[o.bucket]
+	if b == nil {
+		b = newBucket(o.quota)
+		own[o.bucket] = b
+	}
+	return b
 }
 
 // bucket is a token bucket holding up to limit tokens, refilled to limit a
@@ -476,6 +536,7 @@ func (b *bucket) take(now time.Time) bool {
 func (f *Front) SetConfig(cfg Config) error {
 	cfg.Quota = maps.Clone(cfg.Quota)
 	cfg.Faults = slices.Clone(cfg.Faults)
+	cfg.AccessKeys = maps.Clone(cfg.AccessKeys)
 	p, err := f.compile(&cfg)
 	if err != nil {
 		return err
@@ -489,15 +550,32 @@ func (f *Front) Config() Config {
 	cfg := f.policy.Load().cfg
 	cfg.Quota = maps.Clone(cfg.Quota)
 	cfg.Faults = slices.Clone(cfg.Faults)
+	cfg.AccessKeys = maps.Clone(cfg.AccessKeys)
 	return cfg
 }
 
-// The answers of the faults, in the form AWS KMS gives them.
-var (
-	throttled   = handler.Response{Code: 400, Body: `{"__type":"ThrottlingException","message":"Rate exceeded"}`}
-	internalErr = handler.Response{Code: 500, Body: `{"__type":"KMSInternalException","message":"An internal error occurred. Try again."}`}
-	timedOut    = handler.Response{Code: 503, Body: `{"__type":"DependencyTimeoutException","message":"The system timed out while trying to fulfill the request. You can retry the request."}`}
-)
+// faultAnswers are the answers of the faults, in the form each API gives
+// them. The Resource Groups Tagging API's errors are ThrottledException and
+// InternalServiceException
+// (https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/API_GetResources.html#API_GetResources_Errors);
+// it has no timeout error of its own.
+var faultAnswers = map[string]map[string]handler.Response{
+	kmsTarget: {
+		FaultThrottle: {Code: 400, Body: `{"__type":"ThrottlingException","message":"Rate exceeded"}`},
+		FaultInternal: {Code: 500, Body: `{"__type":"KMSInternalException","message":"An internal error occurred. Try again."}`},
+		FaultTimeout:  {Code: 503, Body: `{"__type":"DependencyTimeoutException","message":"The system timed out while trying to fulfill the request. You can retry the request."}`},
+	},
+	taggingTarget: {
+		FaultThrottle: {Code: 400, Body: `{"__type":"ThrottledException","Message":"Rate exceeded"}`},
+		FaultInternal: {Code: 500, Body: `{"__type":"InternalServiceException","Message":"The request processing failed because of an unknown error, exception, or failure. You can retry the request."}`},
+		FaultTimeout:  {Code: 503, Body: `{"__type":"InternalServiceException","Message":"The request timed out. You can retry the request."}`},
+	},
+}
+
+// faultAnswer is the answer of an injected fault, empty for none.
+func faultAnswer(api, kind string) handler.Response {
+	return faultAnswers[api][kind]
+}
 
 // resetConnection closes the request's connection without an answer, with a
 // TCP reset where it can.

@@ -527,7 +527,7 @@ func TestNoConfigIsFree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := testing.AllocsPerRun(100, func() { p.decide("CreateKey") }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { p.decide("111122223333/us-east-1", "CreateKey", time.Now()) }); n != 0 {
 		t.Errorf("%v allocations per request", n)
 	}
 }
@@ -548,7 +548,7 @@ func BenchmarkDecide(b *testing.B) {
 		}
 		b.Run(tt.name, func(b *testing.B) {
 			for b.Loop() {
-				p.decide("DescribeKey")
+				p.decide("111122223333/us-east-1", "DescribeKey", time.Now())
 			}
 		})
 	}

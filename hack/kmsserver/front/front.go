@@ -1,21 +1,25 @@
-// Package front wraps local-kms's request handlers in an http.Handler that adds
+// Package front wraps local-kms's request handlers in an http.Handler that
+// behaves like real AWS KMS: every account and region from one listener,
 // what local-kms lacks (grants, rotation periods and on-demand rotation,
-// ListKeyPolicies, per-operation request counts) and corrects the answers that
-// differ from AWS KMS.
+// ListKeyPolicies, multi-Region keys, the Resource Groups Tagging API's
+// GetResources), AWS's limits, its eventual consistency when asked for, and
+// per-operation request counts, quotas and faults. It corrects the answers
+// that differ from AWS KMS.
 package front
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nsmithuk/local-kms/src/config"
 	"github.com/nsmithuk/local-kms/src/data"
@@ -23,53 +27,70 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// Options configures a Front. Region and AccountID go into local-kms's
-// package-level config, so one process serves one region and account.
+// Options configures a Front.
 type Options struct {
-	DataDir   string
+	DataDir string
+	// Region and AccountID are the defaults: the region of a request
+	// without a SigV4 credential scope, and the account of access keys the
+	// configuration does not list.
 	Region    string
 	AccountID string
 	// Logger receives a line per request and local-kms's logs; nil discards
 	// them.
 	Logger *logrus.Logger
-	// Config sets request quotas and fault injection; the zero Config has
-	// none. PUT /_config replaces it at run time.
+	// Config sets request quotas, fault injection, eventual consistency and
+	// access keys; the zero Config has none. PUT /_config replaces it at
+	// run time.
 	Config Config
+	// RequestsKept is how many requests GET /_requests can show;
+	// DefaultRequestsKept if 0.
+	RequestsKept int
 }
 
 // Front is the KMS-compatible http.Handler.
 type Front struct {
-	db     *data.Database
-	logger *logrus.Logger
-	state  *store
-	counts counter
+	dataDir                       string
+	defaultRegion, defaultAccount string
+	logger                        *logrus.Logger
+	// now is the server's one clock: windows, lags, grant and key dates.
+	now func() time.Time
+
+	// mu serializes the requests served: local-kms reads package-level
+	// config (region and account) while it serves, and the front's
+	// read-modify-writes of keys must not interleave with local-kms's. It
+	// guards tenants and accounts.
+	mu       sync.Mutex
+	tenants  map[string]*tenant
+	accounts map[string]*store[accountData]
+
+	counts     counter
+	requests   *requestLog
+	principals principals
 	// ops maps an operation name to local-kms's handler method for it.
 	ops map[string]reflect.Value
-	// handled maps an operation name to this package's implementation.
+	// handled maps a KMS operation name to this package's implementation.
 	handled map[string]func(*call) handler.Response
-	// policy is the compiled quota and fault configuration; never nil.
+	// tagging holds the Resource Groups Tagging API's operations.
+	tagging map[string]func(*call) handler.Response
+	// policy is the compiled configuration; never nil.
 	policy atomic.Pointer[policy]
 }
 
 // New opens (or creates) the state under opts.DataDir.
 func New(opts Options) (*Front, error) {
-	if opts.DataDir == "" {
+	switch {
+	case opts.DataDir == "":
 		return nil, fmt.Errorf("data dir is required")
+	case !accountPattern.MatchString(opts.AccountID):
+		return nil, fmt.Errorf("account id %q is not 12 digits", opts.AccountID)
+	case !regionPattern.MatchString(opts.Region):
+		return nil, fmt.Errorf("region %q is not a region name", opts.Region)
 	}
 	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	config.AWSRegion = opts.Region
-	config.AWSAccountId = opts.AccountID
-	config.DatabasePath = filepath.Join(opts.DataDir, "local-kms")
-
-	st, err := openStore(filepath.Join(opts.DataDir, "front.json"))
-	if err != nil {
-		return nil, err
-	}
-	db, err := openDatabase(config.DatabasePath)
-	if err != nil {
-		return nil, err
+	if err := migrateLayout(opts.DataDir, opts.AccountID, opts.Region); err != nil {
+		return nil, fmt.Errorf("moving the state to its tenant directory: %w", err)
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -78,11 +99,21 @@ func New(opts Options) (*Front, error) {
 		// Also skips formatting the messages nobody reads.
 		logger.SetLevel(logrus.PanicLevel)
 	}
-	f := &Front{db: db, logger: logger, state: st, ops: localOps(), counts: counter{m: map[string]*opCount{}}}
+	f := &Front{
+		dataDir: opts.DataDir, defaultRegion: opts.Region, defaultAccount: opts.AccountID,
+		logger: logger, now: time.Now,
+		tenants: map[string]*tenant{}, accounts: map[string]*store[accountData]{},
+		counts:     counter{m: map[string]map[string]*opCount{}},
+		requests:   newRequestLog(opts.RequestsKept),
+		principals: principals{created: map[string]time.Time{}},
+		ops:        localOps(),
+	}
 	f.handled = map[string]func(*call) handler.Response{
 		"CreateKey":            f.createKey,
 		"TagResource":          f.tagResource,
 		"DescribeKey":          f.describeKey,
+		"ListKeys":             f.listKeys,
+		"ListResourceTags":     f.listResourceTags,
 		"PutKeyPolicy":         f.putKeyPolicy,
 		"GetKeyPolicy":         f.getKeyPolicy,
 		"ListKeyPolicies":      f.listKeyPolicies,
@@ -98,9 +129,21 @@ func New(opts Options) (*Front, error) {
 		"ListRetirableGrants":  f.listRetirableGrants,
 		"RetireGrant":          f.retireGrant,
 		"RevokeGrant":          f.revokeGrant,
+		"ReplicateKey":         f.replicateKey,
+		"Decrypt":              f.decrypt,
+	}
+	f.tagging = map[string]func(*call) handler.Response{
+		"GetResources": f.getResources,
 	}
 	if err := f.SetConfig(opts.Config); err != nil {
-		db.Close()
+		return nil, err
+	}
+	// Open the default tenant now, so that a data dir another process holds
+	// fails at start.
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.tenant(opts.AccountID, opts.Region); err != nil {
+		f.closeLocked()
 		return nil, err
 	}
 	return f, nil
@@ -131,12 +174,34 @@ func localOps() map[string]reflect.Value {
 	return ops
 }
 
-// Close releases the database; the Front must not be used afterwards.
+// Close releases the databases; the Front must not be used afterwards.
 func (f *Front) Close() {
-	f.db.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closeLocked()
 }
 
-const targetPrefix = "TrentService."
+func (f *Front) closeLocked() {
+	for id, t := range f.tenants {
+		t.db.Close()
+		delete(f.tenants, id)
+	}
+}
+
+// The X-Amz-Target prefixes of the two APIs served.
+const (
+	kmsTarget     = "TrentService."
+	taggingTarget = "ResourceGroupsTaggingAPI_20170126."
+)
+
+// operation splits an X-Amz-Target header into its API (its prefix) and
+// operation name.
+func operation(target string) (api, op string) {
+	if op, ok := strings.CutPrefix(target, taggingTarget); ok {
+		return taggingTarget, op
+	}
+	return kmsTarget, strings.TrimPrefix(target, kmsTarget)
+}
 
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
@@ -146,40 +211,71 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/_config":
 		f.serveConfig(w, r)
 		return
-	}
-	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), targetPrefix)
-	act := f.policy.Load().decide(op)
-	if act.delay > 0 {
-		sleep(r, act.delay)
-	}
-	var resp handler.Response
-	switch act.kind {
-	case FaultThrottle:
-		resp = throttled
-	case FaultInternal:
-		resp = internalErr
-	case FaultTimeout:
-		resp = timedOut
-	case FaultReset:
-		f.counts.add(op, 0, act)
-		f.logger.Infof("%s: connection reset", op)
-		resetConnection(w)
+	case "/_requests":
+		f.serveRequests(w, r)
 		return
-	default:
-		resp = f.serveKMS(op, r)
+	case "/_principals":
+		f.servePrincipals(w, r)
+		return
+	}
+	api, op := operation(r.Header.Get("X-Amz-Target"))
+	who, err := f.caller(r)
+	tid := tenantID(who.account, who.region)
+	entry := requestEntry{Time: f.now(), Operation: op, Account: who.account, Region: who.region,
+		AccessKey: who.accessKey, Principal: who.principal, UserAgent: r.UserAgent()}
+	var act action
+	var resp handler.Response
+	var ae *authError
+	if errors.As(err, &ae) {
+		resp = errorResponse(400, ae.code, ae.message)
+	} else {
+		act = f.policy.Load().decide(tid, op, entry.Time)
+		if act.delay > 0 {
+			sleep(r, act.delay)
+		}
+		if act.kind == FaultReset {
+			f.counts.add(tid, op, 0, act)
+			entry.ErrorCode = "ConnectionReset"
+			f.requests.add(entry)
+			f.logger.Infof("%s %s: connection reset", tid, op)
+			resetConnection(w)
+			return
+		}
+		resp = faultAnswer(api, act.kind)
+		if resp.Empty() {
+			resp = f.serve(who, api, op, r)
+		}
 		if act.kind == FaultLost {
-			f.logger.Infof("%s: %d, answered 500", op, resp.Code)
-			resp = internalErr
+			f.logger.Infof("%s %s: %d, answered 500", tid, op, resp.Code)
+			resp = faultAnswer(api, FaultInternal)
 		}
 	}
-	f.counts.add(op, resp.Code, act)
-	f.logger.Infof("%s: %d", op, resp.Code)
+	f.counts.add(tid, op, resp.Code, act)
+	entry.Status = resp.Code
+	if !success(resp.Code) {
+		entry.ErrorCode = errorCode(resp.Body)
+	}
+	f.requests.add(entry)
+	f.logger.Infof("%s %s: %d", tid, op, resp.Code)
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.WriteHeader(resp.Code)
 	_, _ = io.WriteString(w, resp.Body)
 }
 
-func (f *Front) serveKMS(op string, r *http.Request) handler.Response {
+// errorCode is the type of an AWS JSON error answer.
+func errorCode(body string) string {
+	var e struct {
+		Type string `json:"__type"`
+	}
+	_ = json.Unmarshal([]byte(body), &e)
+	if _, after, ok := strings.Cut(e.Type, "#"); ok {
+		return after
+	}
+	return e.Type
+}
+
+// serve answers a request of the KMS or tagging API in its tenant.
+func (f *Front) serve(who caller, api, op string, r *http.Request) handler.Response {
 	switch {
 	case r.URL.Path != "/":
 		return errorResponse(404, "UnknownOperationException", "path not found: "+r.URL.Path)
@@ -192,17 +288,109 @@ func (f *Front) serveKMS(op string, r *http.Request) handler.Response {
 	if err != nil {
 		return errorResponse(400, "SerializationException", err.Error())
 	}
-	c := &call{op: op, body: body}
-	if h, ok := f.handled[op]; ok {
-		return h(c)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, err := f.tenant(who.account, who.region)
+	if err != nil {
+		return errorResponse(500, "KMSInternalException", err.Error())
 	}
-	return f.local(op, body)
+	c := &call{f: f, t: t, op: op, principal: who.principal, now: f.now(), cfg: f.policy.Load().cfg.Consistency}
+	var resp handler.Response
+	if api == taggingTarget {
+		resp = f.serveTagging(c, body)
+	} else {
+		resp = f.serveKMS(c, body)
+	}
+	resp.Body = t.toExternal(resp.Body)
+	return resp
 }
 
-// local runs local-kms's implementation of op on a JSON request body. A panic
-// in it (some handlers assume a key type) becomes a KMSInternalException
-// rather than a dropped connection.
-func (f *Front) local(op string, body []byte) (resp handler.Response) {
+// serveKMS answers a KMS request: ARNs of elsewhere first, then the key it
+// names as eventual consistency shows it, then the operation.
+func (f *Front) serveKMS(c *call, raw []byte) handler.Response {
+	refs, resp := keyRefs(raw)
+	if !resp.Empty() {
+		return resp
+	}
+	if resp := c.checkARNs(refs); !resp.Empty() {
+		return resp
+	}
+	c.body = c.t.toInternal(raw)
+	arn := ""
+	for _, field := range keyRefFields {
+		if v := refs[field]; v != "" && field != "SourceKeyId" {
+			arn = c.t.resolveKey(string(c.t.toInternal([]byte(v))))
+			break
+		}
+	}
+	var restore func()
+	if arn != "" {
+		f.settleKey(c, arn)
+		if recordedOps[c.op] {
+			c.t.recordBaseline(arn)
+		}
+		var answer handler.Response
+		if answer, restore = c.staleView(arn); !answer.Empty() {
+			return answer
+		}
+	}
+	if h, ok := f.handled[c.op]; ok {
+		resp = h(c)
+	} else {
+		resp = f.local(c, c.body)
+	}
+	if restore != nil {
+		restore()
+	}
+	if arn != "" && recordedOps[c.op] && success(resp.Code) {
+		c.t.record(arn, c.now, c.cfg.horizon())
+	}
+	return resp
+}
+
+// keyRefs reads the fields of a request that name keys.
+func keyRefs(body []byte) (map[string]string, handler.Response) {
+	refs := map[string]string{}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return refs, handler.Response{}
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, errorResponse(400, "SerializationException", err.Error())
+	}
+	for _, name := range keyRefFields {
+		var s string
+		if json.Unmarshal(fields[name], &s) == nil {
+			refs[name] = s
+		}
+	}
+	return refs, handler.Response{}
+}
+
+// settleKey brings a key up to the server's clock before a request uses it:
+// deleted if its deletion date has passed, and for a multi-Region key, its
+// replicas that are gone forgotten.
+func (f *Front) settleKey(c *call, arn string) {
+	if c.t.purgeExpired(arn, c.now) {
+		return
+	}
+	if id := strings.TrimPrefix(arn, c.t.arnPrefix()+"key/"); strings.HasPrefix(id, multiRegionPrefix) {
+		if err := f.settleReplicas(c, id); err != nil {
+			f.logger.Warnf("settling the replicas of %s: %v", arn, err)
+		}
+	}
+}
+
+// local runs local-kms's implementation of an operation in the call's
+// tenant. The caller holds f.mu, which makes setting local-kms's
+// package-level region and account for the request safe. A panic in it (some
+// handlers assume a key type) becomes a KMSInternalException rather than a
+// dropped connection.
+func (f *Front) local(c *call, body []byte) handler.Response {
+	return f.localOp(c, c.op, body)
+}
+
+func (f *Front) localOp(c *call, op string, body []byte) (resp handler.Response) {
 	m, ok := f.ops[op]
 	if !ok {
 		return errorResponse(400, "UnknownOperationException", "operation not supported: "+op)
@@ -212,21 +400,29 @@ func (f *Front) local(op string, body []byte) (resp handler.Response) {
 			resp = errorResponse(500, "KMSInternalException", fmt.Sprintf("local-kms %s failed: %v", op, p))
 		}
 	}()
+	config.AWSRegion, config.AWSAccountId = c.t.region, c.t.account
 	req, _ := http.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-	h := handler.NewRequestHandler(req, f.logger, f.db)
+	h := handler.NewRequestHandler(req, f.logger, c.t.db)
 	return m.Call([]reflect.Value{reflect.ValueOf(h)})[0].Interface().(handler.Response)
 }
 
 // localJSON runs a local-kms operation with a request built from in.
-func (f *Front) localJSON(op string, in any) handler.Response {
+func (f *Front) localJSON(c *call, op string, in any) handler.Response {
 	body, _ := json.Marshal(in)
-	return f.local(op, body)
+	return f.localOp(c, op, body)
 }
 
-// call is one KMS request being served by this package.
+// call is one request being served by this package.
 type call struct {
+	f    *Front
+	t    *tenant
 	op   string
 	body []byte
+	// principal is the caller's ARN.
+	principal string
+	// now is the moment the request is served at, by the server's clock.
+	now time.Time
+	cfg Consistency
 }
 
 // decode parses the request body into v, answering SerializationException as
@@ -268,55 +464,3 @@ func invalidState(format string, args ...any) handler.Response {
 }
 
 func success(code int) bool { return code >= 200 && code < 300 }
-
-// counter counts requests, non-2xx answers (and connections reset), throttled
-// requests (over quota or injected) and requests given another fault
-// (including latency) per operation.
-type counter struct {
-	mu sync.Mutex
-	m  map[string]*opCount
-}
-
-type opCount struct {
-	Requests  int `json:"requests"`
-	Errors    int `json:"errors"`
-	Throttled int `json:"throttled"`
-	Faulted   int `json:"faulted"`
-}
-
-func (c *counter) add(op string, code int, act action) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := c.m[op]
-	if n == nil {
-		n = &opCount{}
-		c.m[op] = n
-	}
-	n.Requests++
-	if !success(code) {
-		n.Errors++
-	}
-	if act.kind == FaultThrottle {
-		n.Throttled++
-	} else if act.kind != "" || act.delay > 0 {
-		n.Faulted++
-	}
-}
-
-// serveCounts answers GET /_counts with the counts and DELETE /_counts by
-// resetting them.
-func (f *Front) serveCounts(w http.ResponseWriter, r *http.Request) {
-	f.counts.mu.Lock()
-	defer f.counts.mu.Unlock()
-	switch r.Method {
-	case http.MethodGet:
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(f.counts.m)
-	case http.MethodDelete:
-		f.counts.m = map[string]*opCount{}
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		w.Header().Set("Allow", "GET, DELETE")
-		w.WriteHeader(http.StatusMethodNotAllowed)
-	}
-}

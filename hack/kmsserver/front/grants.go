@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nsmithuk/local-kms/src/config"
 	"github.com/nsmithuk/local-kms/src/handler"
 )
 
@@ -50,13 +49,19 @@ func (g *grant) sameParameters(o *grant) bool {
 		reflect.DeepEqual(g.Constraints, o.Constraints)
 }
 
+// revokedGrant is a grant revoked or retired at a moment.
+type revokedGrant struct {
+	grant *grant
+	at    time.Time
+}
+
 // listEntry is the GrantListEntry shape of ListGrants and ListRetirableGrants.
-func (g *grant) listEntry() map[string]any {
+func (c *call) listEntry(g *grant) map[string]any {
 	e := map[string]any{
 		"GrantId":          g.GrantId,
 		"KeyId":            g.KeyId,
-		"GranteePrincipal": g.GranteePrincipal,
-		"IssuingAccount":   "arn:aws:iam::" + config.AWSAccountId + ":root",
+		"GranteePrincipal": c.displayPrincipal(g.GranteePrincipal),
+		"IssuingAccount":   c.t.rootARN(),
 		"Operations":       g.Operations,
 		"CreationDate":     g.CreationDate.Unix(),
 	}
@@ -64,7 +69,7 @@ func (g *grant) listEntry() map[string]any {
 		e["Name"] = g.Name
 	}
 	if g.RetiringPrincipal != "" {
-		e["RetiringPrincipal"] = g.RetiringPrincipal
+		e["RetiringPrincipal"] = c.displayPrincipal(g.RetiringPrincipal)
 	}
 	if g.Constraints != nil {
 		e["Constraints"] = g.Constraints
@@ -119,7 +124,10 @@ func (f *Front) createGrant(c *call) handler.Response {
 			in.Constraints = nil
 		}
 	}
-	key, resp := f.loadKey(in.KeyId)
+	if resp := c.checkGrantPrincipals(in.GranteePrincipal, in.RetiringPrincipal); !resp.Empty() {
+		return resp
+	}
+	key, resp := c.t.loadKey(in.KeyId)
 	if key == nil {
 		return resp
 	}
@@ -135,7 +143,7 @@ func (f *Front) createGrant(c *call) handler.Response {
 		Operations:        in.Operations,
 		Constraints:       in.Constraints,
 	}
-	err := f.state.update(func(d *storeData) bool {
+	err := c.t.state.update(func(d *storeData) bool {
 		// A named grant is idempotent: a retry with the same parameters gets
 		// the existing grant; different parameters make a new grant.
 		if g.Name != "" {
@@ -148,12 +156,12 @@ func (f *Front) createGrant(c *call) handler.Response {
 		}
 		g.GrantId = randomString(32, hex.EncodeToString)
 		g.Token = randomString(96, base64.RawURLEncoding.EncodeToString)
-		g.CreationDate = time.Now()
+		g.CreationDate = c.now
 		d.Grants = append(d.Grants, g)
 		return true
 	})
 	if err != nil {
-		return f.saveFailed(err)
+		return saveFailed(err)
 	}
 	return jsonResponse(200, map[string]string{"GrantId": g.GrantId, "GrantToken": g.Token})
 }
@@ -169,11 +177,11 @@ func (f *Front) listGrants(c *call) handler.Response {
 	if resp, ok := c.decode(&in); !ok {
 		return resp
 	}
-	key, resp := f.loadKey(in.KeyId)
+	key, resp := c.t.loadKey(in.KeyId)
 	if key == nil {
 		return resp
 	}
-	return f.grantPage(in.Limit, in.Marker, func(g *grant) bool {
+	return c.grantPage(in.Limit, in.Marker, func(g *grant) bool {
 		return g.KeyId == key.GetArn() &&
 			(in.GrantId == "" || g.GrantId == in.GrantId) &&
 			(in.GranteePrincipal == "" || g.GranteePrincipal == in.GranteePrincipal)
@@ -192,28 +200,40 @@ func (f *Front) listRetirableGrants(c *call) handler.Response {
 	if in.RetiringPrincipal == "" {
 		return validationError("1 validation error detected: Value null at 'retiringPrincipal' failed to satisfy constraint: Member must not be null")
 	}
-	return f.grantPage(in.Limit, in.Marker, func(g *grant) bool {
+	return c.grantPage(in.Limit, in.Marker, func(g *grant) bool {
 		return g.RetiringPrincipal == in.RetiringPrincipal
 	})
 }
 
-// grantPage answers one page of the grants that match.
-func (f *Front) grantPage(limit *int, marker string, match func(*grant) bool) handler.Response {
+// grantPage answers one page of the grants that match, as they were
+// grantListLag ago: without the grants created since, with the grants
+// revoked or retired since.
+func (c *call) grantPage(limit *int, marker string, match func(*grant) bool) handler.Response {
+	then := c.now.Add(-time.Duration(c.cfg.GrantListLag))
 	var grants []*grant
-	f.state.view(func(d *storeData) {
+	c.t.state.view(func(d *storeData) {
 		for _, g := range d.Grants {
-			if match(g) {
+			if match(g) && !g.CreationDate.After(then) {
 				grants = append(grants, g)
 			}
 		}
 	})
+	revoked := false
+	for _, r := range c.t.revoked {
+		if r.at.After(then) && match(r.grant) && !r.grant.CreationDate.After(then) {
+			grants, revoked = append(grants, r.grant), true
+		}
+	}
+	if revoked {
+		slices.SortStableFunc(grants, func(a, b *grant) int { return a.CreationDate.Compare(b.CreationDate) })
+	}
 	p, resp := paginate(len(grants), limit, 50, 100, marker)
 	if !resp.Empty() {
 		return resp
 	}
 	entries := []map[string]any{}
 	for _, g := range grants[p.start:p.end] {
-		entries = append(entries, g.listEntry())
+		entries = append(entries, c.listEntry(g))
 	}
 	return jsonResponse(200, p.output("Grants", entries))
 }
@@ -229,7 +249,7 @@ func (f *Front) retireGrant(c *call) handler.Response {
 		return resp
 	}
 	if in.GrantToken != "" {
-		return f.deleteGrant(func(g *grant) bool { return g.Token == in.GrantToken },
+		return c.deleteGrant(func(g *grant) bool { return g.Token == in.GrantToken },
 			errorResponse(400, "InvalidGrantTokenException", "The grant token is not valid"))
 	}
 	if in.KeyId == "" || in.GrantId == "" {
@@ -249,31 +269,39 @@ func (f *Front) revokeGrant(c *call) handler.Response {
 	if in.GrantId == "" {
 		return validationError("1 validation error detected: Value null at 'grantId' failed to satisfy constraint: Member must not be null")
 	}
-	key, resp := f.loadKey(in.KeyId)
+	key, resp := c.t.loadKey(in.KeyId)
 	if key == nil {
 		return resp
 	}
-	return f.deleteGrant(func(g *grant) bool { return g.KeyId == key.GetArn() && g.GrantId == in.GrantId },
+	return c.deleteGrant(func(g *grant) bool { return g.KeyId == key.GetArn() && g.GrantId == in.GrantId },
 		notFound("Grant ID %s not found for key %s", in.GrantId, key.GetArn()))
 }
 
-// deleteGrant removes the grant that matches, answering missing if none does.
-func (f *Front) deleteGrant(match func(*grant) bool, missing handler.Response) handler.Response {
-	found := false
-	err := f.state.update(func(d *storeData) bool {
+// deleteGrant removes the grant that matches, answering missing if none does:
+// revoking a grant that does not exist (any more) is NotFoundException
+// (https://github.com/getmoto/moto/issues/5411 shows AWS's answer). The
+// grant stays listed for grantListLag.
+func (c *call) deleteGrant(match func(*grant) bool, missing handler.Response) handler.Response {
+	var gone *grant
+	err := c.t.state.update(func(d *storeData) bool {
 		i := slices.IndexFunc(d.Grants, match)
 		if i < 0 {
 			return false
 		}
-		found = true
+		gone = d.Grants[i]
 		d.Grants = slices.Delete(d.Grants, i, i+1)
 		return true
 	})
 	switch {
 	case err != nil:
-		return f.saveFailed(err)
-	case !found:
+		return saveFailed(err)
+	case gone == nil:
 		return missing
+	}
+	then := c.now.Add(-time.Duration(c.cfg.GrantListLag))
+	c.t.revoked = slices.DeleteFunc(c.t.revoked, func(r revokedGrant) bool { return !r.at.After(then) })
+	if c.cfg.GrantListLag > 0 {
+		c.t.revoked = append(c.t.revoked, revokedGrant{grant: gone, at: c.now})
 	}
 	return handler.Response{Code: 200}
 }

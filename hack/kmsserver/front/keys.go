@@ -1,47 +1,20 @@
 package front
 
 import (
-	"crypto/rand"
 	"encoding/json"
-	"errors"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nsmithuk/local-kms/src/cmk"
-	"github.com/nsmithuk/local-kms/src/config"
-	"github.com/nsmithuk/local-kms/src/data"
 	"github.com/nsmithuk/local-kms/src/handler"
-	"github.com/syndtr/goleveldb/leveldb"
 )
 
 const (
-	defaultPolicyName     = "default"
-	defaultRotationPeriod = 365
-	defaultPendingWindow  = 30
+	defaultPolicyName    = "default"
+	defaultPendingWindow = 30
 )
 
 type keyIDInput struct {
 	KeyId string
-}
-
-// loadKey finds a key by id or ARN; like the management operations of AWS KMS
-// it does not resolve aliases.
-func (f *Front) loadKey(keyID string) (cmk.Key, handler.Response) {
-	if keyID == "" {
-		return nil, validationError("1 validation error detected: Value null at 'keyId' failed to satisfy constraint: Member must not be null")
-	}
-	arn := config.EnsureArn("key/", keyID)
-	key, err := f.db.LoadKey(arn)
-	notFoundErr := data.KeyNotFoundError
-	switch {
-	case err == nil && key != nil:
-		return key, handler.Response{}
-	case err == nil, errors.Is(err, leveldb.ErrNotFound), errors.As(err, &notFoundErr):
-		return nil, notFound("Key '%s' does not exist", arn)
-	default:
-		return nil, errorResponse(500, "KMSInternalException", err.Error())
-	}
 }
 
 func pendingDeletion(key cmk.Key) bool {
@@ -55,12 +28,54 @@ func symmetricAWSKMS(key cmk.Key) bool {
 	return aes && key.GetMetadata().Origin == cmk.KeyOriginAwsKms
 }
 
-func (f *Front) saveFailed(err error) handler.Response {
+func saveFailed(err error) handler.Response {
 	return errorResponse(500, "KMSInternalException", "saving state: "+err.Error())
 }
 
-// createKey validates what local-kms does not and remembers MultiRegion, which
-// local-kms drops.
+// defaultKeyPolicy is the policy AWS gives a key created without one: the
+// account may do everything through IAM
+// (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html),
+// its root principal in the tenant's partition. local-kms's own writes
+// arn:aws whatever the partition.
+func defaultKeyPolicy(t *tenant) string {
+	type statement struct {
+		Sid       string
+		Effect    string
+		Principal map[string]string
+		Action    string
+		Resource  string
+	}
+	b, _ := json.MarshalIndent(struct {
+		Version   string
+		Id        string
+		Statement []statement
+	}{"2012-10-17", "key-default-1", []statement{{
+		Sid: "Enable IAM User Permissions", Effect: "Allow",
+		Principal: map[string]string{"AWS": t.rootARN()}, Action: "kms:*", Resource: "*",
+	}}}, "", "  ")
+	return string(b)
+}
+
+// checkPolicy refuses a policy that is not JSON or names a principal KMS
+// cannot see yet.
+func (c *call) checkPolicy(policy string) handler.Response {
+	if !json.Valid([]byte(policy)) {
+		return errorResponse(400, "MalformedPolicyDocumentException", "The policy is not valid JSON")
+	}
+	return c.checkPolicyPrincipals(policy)
+}
+
+// withField sets a top-level field of a JSON request body.
+func withField(body []byte, name string, value any) []byte {
+	fields := map[string]any{}
+	_ = json.Unmarshal(body, &fields)
+	fields[name] = value
+	b, _ := json.Marshal(fields)
+	return b
+}
+
+// createKey validates what local-kms does not, gives the key AWS's default
+// policy and the server's creation date, and makes multi-Region keys.
 func (f *Front) createKey(c *call) handler.Response {
 	var in struct {
 		MultiRegion bool
@@ -70,90 +85,112 @@ func (f *Front) createKey(c *call) handler.Response {
 	if resp, ok := c.decode(&in); !ok {
 		return resp
 	}
-	if in.Policy != nil && !json.Valid([]byte(*in.Policy)) {
-		return errorResponse(400, "MalformedPolicyDocumentException", "The new key policy will not allow you to update the key policy in the future.")
+	if in.Policy != nil {
+		if resp := c.checkPolicy(*in.Policy); !resp.Empty() {
+			return resp
+		}
 	}
-	if resp := checkTags(in.Tags); !resp.Empty() {
+	if resp := checkTags(in.Tags, nil); !resp.Empty() {
 		return resp
 	}
-	resp := f.local(c.op, c.body)
+	body := c.body
+	if in.Policy == nil {
+		body = withField(body, "Policy", defaultKeyPolicy(c.t))
+	}
+	resp := f.local(c, body)
 	if !success(resp.Code) {
 		return resp
 	}
-	return f.editMetadata(resp, func(arn string) error {
-		if !in.MultiRegion {
-			return nil
-		}
-		return f.state.update(func(d *storeData) bool {
-			d.key(arn).MultiRegion = true
-			return true
-		})
-	})
-}
-
-type tag struct {
-	TagKey string
-}
-
-// checkTags refuses the tag keys AWS reserves, which local-kms accepts.
-func checkTags(tags []tag) handler.Response {
-	for _, t := range tags {
-		if strings.HasPrefix(t.TagKey, "aws:") {
-			return errorResponse(400, "TagException", "Tag keys beginning with aws: are reserved: "+t.TagKey)
-		}
+	var out struct {
+		KeyMetadata struct{ Arn string }
 	}
-	return handler.Response{}
-}
-
-func (f *Front) tagResource(c *call) handler.Response {
-	var in struct {
-		Tags []tag
+	if err := json.Unmarshal([]byte(resp.Body), &out); err != nil {
+		return errorResponse(500, "KMSInternalException", err.Error())
 	}
-	if resp, ok := c.decode(&in); !ok {
+	key, resp := c.t.loadKey(out.KeyMetadata.Arn)
+	if key == nil {
 		return resp
 	}
-	if resp := checkTags(in.Tags); !resp.Empty() {
-		return resp
+	key.GetMetadata().CreationDate = c.now.Unix()
+	var err error
+	if in.MultiRegion {
+		key, err = f.makeMultiRegion(c, key)
+	} else {
+		err = c.t.db.SaveKey(key)
 	}
-	return f.local(c.op, c.body)
+	if err != nil {
+		return saveFailed(err)
+	}
+	c.t.recordCreated(key.GetArn(), c.now, c.cfg.horizon())
+	return f.metadataResponse(c.t, "KeyMetadata", key)
+}
+
+// metadataResponse answers a key's metadata under name.
+func (f *Front) metadataResponse(t *tenant, name string, key cmk.Key) handler.Response {
+	md, err := metadataMap(key.GetMetadata())
+	if err == nil {
+		err = f.fixMetadata(t, md)
+	}
+	if err != nil {
+		return errorResponse(500, "KMSInternalException", err.Error())
+	}
+	return jsonResponse(200, map[string]any{name: md})
+}
+
+func metadataMap(md *cmk.KeyMetadata) (map[string]any, error) {
+	b, err := json.Marshal(md)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	return m, json.Unmarshal(b, &m)
 }
 
 func (f *Front) describeKey(c *call) handler.Response {
-	resp := f.local(c.op, c.body)
+	resp := f.local(c, c.body)
 	if !success(resp.Code) {
 		return resp
 	}
-	return f.editMetadata(resp, nil)
-}
-
-// editMetadata fills in the KeyMetadata fields local-kms leaves out: AWS always
-// answers a Description (empty if unset) and MultiRegion. before runs first
-// with the key's ARN.
-func (f *Front) editMetadata(resp handler.Response, before func(arn string) error) handler.Response {
 	var out struct {
 		KeyMetadata map[string]any
 	}
 	if err := json.Unmarshal([]byte(resp.Body), &out); err != nil {
 		return errorResponse(500, "KMSInternalException", err.Error())
 	}
-	md := out.KeyMetadata
-	arn, _ := md["Arn"].(string)
-	if before != nil {
-		if err := before(arn); err != nil {
-			return f.saveFailed(err)
-		}
+	if err := f.fixMetadata(c.t, out.KeyMetadata); err != nil {
+		return errorResponse(500, "KMSInternalException", err.Error())
 	}
+	return jsonResponse(resp.Code, out)
+}
+
+// fixMetadata fills in the KeyMetadata fields local-kms leaves out: AWS
+// always answers a Description (empty if unset) and MultiRegion, and for a
+// multi-Region key its MultiRegionConfiguration. A primary key waiting for
+// its replicas' deletion has no DeletionDate but a
+// PendingDeletionWindowInDays
+// (https://docs.aws.amazon.com/kms/latest/APIReference/API_KeyMetadata.html).
+func (f *Front) fixMetadata(t *tenant, md map[string]any) error {
 	if md["Description"] == nil {
 		md["Description"] = ""
 	}
-	multiRegion := false
-	f.state.view(func(d *storeData) {
-		if k := d.Keys[arn]; k != nil {
-			multiRegion = k.MultiRegion
+	keyID, _ := md["KeyId"].(string)
+	md["MultiRegion"] = isMultiRegion(keyID)
+	if isMultiRegion(keyID) {
+		mrc, err := f.multiRegionConfiguration(t, keyID)
+		if err != nil {
+			return err
 		}
-	})
-	md["MultiRegion"] = multiRegion
-	return jsonResponse(resp.Code, out)
+		md["MultiRegionConfiguration"] = mrc
+	}
+	if md["KeyState"] == string(keyStatePendingReplicaDeletion) {
+		delete(md, "DeletionDate")
+		t.state.view(func(d *storeData) {
+			if k := d.Keys[t.keyARN(keyID)]; k != nil {
+				md["PendingDeletionWindowInDays"] = k.PendingWindowInDays
+			}
+		})
+	}
+	return nil
 }
 
 // putKeyPolicy replaces local-kms's, which requires PolicyName (optional in
@@ -173,30 +210,34 @@ func (f *Front) putKeyPolicy(c *call) handler.Response {
 	if in.PolicyName != nil && *in.PolicyName != defaultPolicyName {
 		return notFound("Policy %s does not exist; the only policy name is %q", *in.PolicyName, defaultPolicyName)
 	}
-	if !json.Valid([]byte(*in.Policy)) {
-		return errorResponse(400, "MalformedPolicyDocumentException", "The policy is not valid JSON")
+	if resp := c.checkPolicy(*in.Policy); !resp.Empty() {
+		return resp
 	}
-	key, resp := f.loadKey(in.KeyId)
+	key, resp := c.t.loadKey(in.KeyId)
 	if key == nil {
 		return resp
 	}
 	if pendingDeletion(key) {
 		return invalidState("%s is pending deletion.", key.GetArn())
 	}
-	switch k := key.(type) {
-	case *cmk.AesKey:
-		k.Policy = *in.Policy
-	case *cmk.RsaKey:
-		k.Policy = *in.Policy
-	case *cmk.EccKey:
-		k.Policy = *in.Policy
-	case *cmk.HmacKey:
-		k.Policy = *in.Policy
-	}
-	if err := f.db.SaveKey(key); err != nil {
-		return f.saveFailed(err)
+	setPolicy(key, *in.Policy)
+	if err := c.t.db.SaveKey(key); err != nil {
+		return saveFailed(err)
 	}
 	return handler.Response{Code: 200}
+}
+
+func setPolicy(key cmk.Key, policy string) {
+	switch k := key.(type) {
+	case *cmk.AesKey:
+		k.Policy = policy
+	case *cmk.RsaKey:
+		k.Policy = policy
+	case *cmk.EccKey:
+		k.Policy = policy
+	case *cmk.HmacKey:
+		k.Policy = policy
+	}
 }
 
 // getKeyPolicy defaults PolicyName, which AWS made optional.
@@ -211,7 +252,7 @@ func (f *Front) getKeyPolicy(c *call) handler.Response {
 	if in["PolicyName"] == nil {
 		in["PolicyName"] = defaultPolicyName
 	}
-	return f.localJSON(c.op, in)
+	return f.localJSON(c, c.op, in)
 }
 
 func (f *Front) listKeyPolicies(c *call) handler.Response {
@@ -219,39 +260,55 @@ func (f *Front) listKeyPolicies(c *call) handler.Response {
 	if resp, ok := c.decode(&in); !ok {
 		return resp
 	}
-	if key, resp := f.loadKey(in.KeyId); key == nil {
+	if key, resp := c.t.loadKey(in.KeyId); key == nil {
 		return resp
 	}
 	return jsonResponse(200, map[string]any{"PolicyNames": []string{defaultPolicyName}, "Truncated": false})
 }
 
-// scheduleKeyDeletion adds the KeyState and PendingWindowInDays AWS answers.
+// scheduleKeyDeletion counts the deletion date from the server's clock and
+// answers the KeyState and PendingWindowInDays AWS answers. A multi-Region
+// primary key with replicas waits for them (see replicas.go).
 func (f *Front) scheduleKeyDeletion(c *call) handler.Response {
 	var in struct {
+		KeyId               string
 		PendingWindowInDays *int
 	}
 	if resp, ok := c.decode(&in); !ok {
 		return resp
 	}
-	resp := f.local(c.op, c.body)
+	window := defaultPendingWindow
+	if in.PendingWindowInDays != nil {
+		window = *in.PendingWindowInDays
+		if window < 7 || window > 30 {
+			return validationError("1 validation error detected: Value '%d' at 'PendingWindowInDays' failed to satisfy constraint: Member must have minimum value of 7 and maximum value of 30.", window)
+		}
+	}
+	if resp, done := f.scheduleWithReplicas(c, in.KeyId, window); done {
+		return resp
+	}
+	resp := f.local(c, c.body)
 	if !success(resp.Code) {
 		return resp
 	}
-	var out map[string]any
-	if err := json.Unmarshal([]byte(resp.Body), &out); err != nil {
-		return errorResponse(500, "KMSInternalException", err.Error())
+	key, resp := c.t.loadKey(in.KeyId)
+	if key == nil {
+		return resp
 	}
-	out["KeyState"] = string(cmk.KeyStatePendingDeletion)
-	out["PendingWindowInDays"] = defaultPendingWindow
-	if in.PendingWindowInDays != nil {
-		out["PendingWindowInDays"] = *in.PendingWindowInDays
+	md := key.GetMetadata()
+	md.DeletionDate = c.now.Add(time.Duration(window) * 24 * time.Hour).Unix()
+	if err := c.t.db.SaveKey(key); err != nil {
+		return saveFailed(err)
 	}
-	return jsonResponse(resp.Code, out)
+	return jsonResponse(200, map[string]any{
+		"KeyId": key.GetArn(), "DeletionDate": md.DeletionDate,
+		"KeyState": string(cmk.KeyStatePendingDeletion), "PendingWindowInDays": window,
+	})
 }
 
 // cancelKeyDeletion leaves the key Disabled, as AWS does; local-kms enables it.
 func (f *Front) cancelKeyDeletion(c *call) handler.Response {
-	resp := f.local(c.op, c.body)
+	resp := f.local(c, c.body)
 	if !success(resp.Code) {
 		return resp
 	}
@@ -259,215 +316,19 @@ func (f *Front) cancelKeyDeletion(c *call) handler.Response {
 	if err := json.Unmarshal([]byte(resp.Body), &out); err != nil {
 		return errorResponse(500, "KMSInternalException", err.Error())
 	}
-	if disable := f.localJSON("DisableKey", out); !success(disable.Code) {
+	if disable := f.localJSON(c, "DisableKey", out); !success(disable.Code) {
 		return disable
 	}
-	return resp
-}
-
-// enableKeyRotation checks and keeps RotationPeriodInDays, which local-kms
-// ignores; local-kms does the rest.
-func (f *Front) enableKeyRotation(c *call) handler.Response {
-	var in struct {
-		KeyId                string
-		RotationPeriodInDays *int
-	}
-	if resp, ok := c.decode(&in); !ok {
-		return resp
-	}
-	period := defaultRotationPeriod
-	if in.RotationPeriodInDays != nil {
-		period = *in.RotationPeriodInDays
-		if period < 90 || period > 2560 {
-			return validationError("1 validation error detected: Value '%d' at 'rotationPeriodInDays' failed to satisfy constraint: Member must have value between 90 and 2560", period)
-		}
-	}
-	resp := f.local(c.op, c.body)
-	if !success(resp.Code) {
-		return resp
-	}
-	err := f.state.update(func(d *storeData) bool {
-		d.key(config.EnsureArn("key/", in.KeyId)).RotationPeriodInDays = period
-		return true
-	})
-	if err != nil {
-		return f.saveFailed(err)
-	}
-	return resp
-}
-
-func (f *Front) disableKeyRotation(c *call) handler.Response {
-	var in keyIDInput
-	if resp, ok := c.decode(&in); !ok {
-		return resp
-	}
-	resp := f.local(c.op, c.body)
-	if !success(resp.Code) {
-		return resp
-	}
-	err := f.state.update(func(d *storeData) bool {
-		k := d.Keys[config.EnsureArn("key/", in.KeyId)]
-		if k == nil || k.RotationPeriodInDays == 0 {
+	err := c.t.state.update(func(d *storeData) bool {
+		k := d.Keys[out.KeyId]
+		if k == nil || k.PendingWindowInDays == 0 {
 			return false
 		}
-		k.RotationPeriodInDays = 0
+		k.PendingWindowInDays = 0
 		return true
 	})
 	if err != nil {
-		return f.saveFailed(err)
+		return saveFailed(err)
 	}
 	return resp
-}
-
-// getKeyRotationStatus adds KeyId and, when rotation is enabled, the period
-// and the next rotation date. This server never rotates automatically, and
-// on-demand rotations do not move the automatic schedule in AWS, so the next
-// date counts from the key's creation.
-func (f *Front) getKeyRotationStatus(c *call) handler.Response {
-	var in keyIDInput
-	if resp, ok := c.decode(&in); !ok {
-		return resp
-	}
-	resp := f.local(c.op, c.body)
-	if !success(resp.Code) {
-		return resp
-	}
-	var status struct {
-		KeyRotationEnabled bool
-	}
-	if err := json.Unmarshal([]byte(resp.Body), &status); err != nil {
-		return errorResponse(500, "KMSInternalException", err.Error())
-	}
-	key, resp := f.loadKey(in.KeyId)
-	if key == nil {
-		return resp
-	}
-	out := map[string]any{"KeyId": key.GetArn(), "KeyRotationEnabled": status.KeyRotationEnabled}
-	if status.KeyRotationEnabled {
-		period := defaultRotationPeriod
-		f.state.view(func(d *storeData) {
-			if k := d.Keys[key.GetArn()]; k != nil && k.RotationPeriodInDays != 0 {
-				period = k.RotationPeriodInDays
-			}
-		})
-		created := time.Unix(key.GetMetadata().CreationDate, 0)
-		out["RotationPeriodInDays"] = period
-		out["NextRotationDate"] = created.AddDate(0, 0, period).Unix()
-	}
-	return jsonResponse(200, out)
-}
-
-// rotateKeyOnDemand gives the key new backing material (local-kms encrypts
-// with the newest and decrypts with any) and records the rotation.
-func (f *Front) rotateKeyOnDemand(c *call) handler.Response {
-	var in keyIDInput
-	if resp, ok := c.decode(&in); !ok {
-		return resp
-	}
-	key, resp := f.loadKey(in.KeyId)
-	if key == nil {
-		return resp
-	}
-	switch {
-	case !symmetricAWSKMS(key):
-		return errorResponse(400, "UnsupportedOperationException", key.GetArn()+" does not support on-demand rotation: only symmetric encryption keys with AWS_KMS origin do")
-	case pendingDeletion(key):
-		return invalidState("%s is pending deletion.", key.GetArn())
-	case !key.GetMetadata().Enabled:
-		return errorResponse(400, "DisabledException", key.GetArn()+" is disabled.")
-	}
-	aes := key.(*cmk.AesKey)
-	var material [32]byte
-	rand.Read(material[:])
-	aes.BackingKeys = append(aes.BackingKeys, material)
-	if err := f.db.SaveKey(aes); err != nil {
-		return f.saveFailed(err)
-	}
-	err := f.state.update(func(d *storeData) bool {
-		k := d.key(key.GetArn())
-		k.Rotations = append(k.Rotations, rotation{Date: time.Now(), Type: "ON_DEMAND"})
-		return true
-	})
-	if err != nil {
-		return f.saveFailed(err)
-	}
-	return jsonResponse(200, map[string]string{"KeyId": key.GetArn()})
-}
-
-func (f *Front) listKeyRotations(c *call) handler.Response {
-	var in struct {
-		KeyId  string
-		Limit  *int
-		Marker string
-	}
-	if resp, ok := c.decode(&in); !ok {
-		return resp
-	}
-	key, resp := f.loadKey(in.KeyId)
-	if key == nil {
-		return resp
-	}
-	if !symmetricAWSKMS(key) {
-		return errorResponse(400, "UnsupportedOperationException", key.GetArn()+" does not support rotation")
-	}
-	var rotations []rotation
-	f.state.view(func(d *storeData) {
-		if k := d.Keys[key.GetArn()]; k != nil {
-			rotations = append(rotations, k.Rotations...)
-		}
-	})
-	p, resp := paginate(len(rotations), in.Limit, 100, 1000, in.Marker)
-	if !resp.Empty() {
-		return resp
-	}
-	entries := []map[string]any{}
-	for _, r := range rotations[p.start:p.end] {
-		entries = append(entries, map[string]any{
-			"KeyId":        key.GetArn(),
-			"RotationDate": r.Date.Unix(),
-			"RotationType": r.Type,
-		})
-	}
-	return jsonResponse(200, p.output("Rotations", entries))
-}
-
-// pageBounds is one page of a list: items [start, end) and the marker of the
-// next page, if any.
-type pageBounds struct {
-	start, end int
-	next       string
-}
-
-// paginate pages a list of n items. Markers are offsets into the list, which
-// is stable enough for a test server.
-func paginate(n int, limit *int, defaultLimit, maxLimit int, marker string) (pageBounds, handler.Response) {
-	size := defaultLimit
-	if limit != nil {
-		size = *limit
-		if size < 1 || size > maxLimit {
-			return pageBounds{}, validationError("1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: Member must have value between 1 and %d", size, maxLimit)
-		}
-	}
-	start := 0
-	if marker != "" {
-		var err error
-		start, err = strconv.Atoi(marker)
-		if err != nil || start < 0 || start > n {
-			return pageBounds{}, errorResponse(400, "InvalidMarkerException", "Invalid marker: "+marker)
-		}
-	}
-	p := pageBounds{start: start, end: min(start+size, n)}
-	if p.end < n {
-		p.next = strconv.Itoa(p.end)
-	}
-	return p, handler.Response{}
-}
-
-// output builds a list response holding items under name.
-func (p pageBounds) output(name string, items any) map[string]any {
-	out := map[string]any{name: items, "Truncated": p.next != ""}
-	if p.next != "" {
-		out["NextMarker"] = p.next
-	}
-	return out
 }

@@ -10,14 +10,16 @@ import (
 	"time"
 )
 
-// store is the state local-kms has no place for, kept in one JSON file that is
-// rewritten atomically on every change. It is small: grants and per-key extras.
-type store struct {
+// store is state local-kms has no place for, kept in one JSON file that is
+// rewritten atomically on every change. It is small: grants and per-key
+// extras of a tenant, or the multi-Region keys of an account.
+type store[T any] struct {
 	path string
 	mu   sync.Mutex
-	data storeData
+	data T
 }
 
+// storeData is a tenant's state.
 type storeData struct {
 	// Keys holds per-key extras by key ARN.
 	Keys map[string]*keyExtras `json:"keys"`
@@ -26,10 +28,12 @@ type storeData struct {
 }
 
 type keyExtras struct {
-	MultiRegion bool `json:"multiRegion,omitempty"`
 	// RotationPeriodInDays is set while automatic rotation is enabled.
 	RotationPeriodInDays int        `json:"rotationPeriodInDays,omitempty"`
 	Rotations            []rotation `json:"rotations,omitempty"`
+	// PendingWindowInDays is the waiting period of a primary key in
+	// PendingReplicaDeletion, which starts when its last replica is gone.
+	PendingWindowInDays int `json:"pendingWindowInDays,omitempty"`
 }
 
 type rotation struct {
@@ -37,26 +41,34 @@ type rotation struct {
 	Type string    `json:"type"`
 }
 
-func openStore(path string) (*store, error) {
-	s := &store{path: path, data: storeData{Keys: map[string]*keyExtras{}}}
+// openStore reads the file at path, if any, then lets init fill in what
+// it lacks.
+func openStore[T any](path string, init func(*T)) (*store[T], error) {
+	s := &store[T]{path: path}
 	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
 		return nil, err
+	default:
+		if err := json.Unmarshal(b, &s.data); err != nil {
+			return nil, err
+		}
 	}
-	if err := json.Unmarshal(b, &s.data); err != nil {
-		return nil, err
-	}
-	if s.data.Keys == nil {
-		s.data.Keys = map[string]*keyExtras{}
-	}
+	init(&s.data)
 	return s, nil
 }
 
+func openTenantStore(path string) (*store[storeData], error) {
+	return openStore(path, func(d *storeData) {
+		if d.Keys == nil {
+			d.Keys = map[string]*keyExtras{}
+		}
+	})
+}
+
 // view runs fn with the state locked.
-func (s *store) view(fn func(d *storeData)) {
+func (s *store[T]) view(fn func(d *T)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fn(&s.data)
@@ -64,7 +76,7 @@ func (s *store) view(fn func(d *storeData)) {
 
 // update runs fn with the state locked and saves the state if fn reports a
 // change.
-func (s *store) update(fn func(d *storeData) bool) error {
+func (s *store[T]) update(fn func(d *T) bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !fn(&s.data) {
@@ -75,7 +87,7 @@ func (s *store) update(fn func(d *storeData) bool) error {
 		return err
 	}
 	// Write then rename, so a crash never leaves a half-written file.
-	tmp, err := os.CreateTemp(filepath.Dir(s.path), ".front-*.json")
+	tmp, err := os.CreateTemp(filepath.Dir(s.path), ".state-*.json")
 	if err != nil {
 		return err
 	}
