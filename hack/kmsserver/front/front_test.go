@@ -30,9 +30,25 @@ type server struct {
 
 func start(t *testing.T, dir string) *server {
 	t.Helper()
-	f, err := New(Options{DataDir: dir, Region: testRegion, AccountID: testAccount})
+	return startWith(t, Options{DataDir: dir}, nil)
+}
+
+// startWith serves a Front with opts (the test region and account unless
+// given) and, if clock is not nil, that clock.
+func startWith(t *testing.T, opts Options, clock *fakeClock) *server {
+	t.Helper()
+	if opts.DataDir == "" {
+		opts.DataDir = t.TempDir()
+	}
+	if opts.Region == "" {
+		opts.Region, opts.AccountID = testRegion, testAccount
+	}
+	f, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if clock != nil {
+		f.now = clock.Now
 	}
 	srv := httptest.NewServer(f)
 	s := &server{front: f, http: srv}
