@@ -115,3 +115,16 @@ func errCode(err error) string {
 }
 
 func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+// post sends a raw KMS request, unsigned, as a client other than the SDK
+// may.
+func (s *server) post(t *testing.T, op, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.http.URL+"/", strings.NewReader(body))
+	req.Header.Set("X-Amz-Target", "TrentService."+op)
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	resp := must(http.DefaultClient.Do(req))(t)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

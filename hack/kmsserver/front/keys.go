@@ -93,7 +93,8 @@ func (f *Front) createKey(c *call) handler.Response {
 	if resp := checkTags(in.Tags, nil); !resp.Empty() {
 		return resp
 	}
-	body := c.body
+	// The tags are saved below: local-kms checks their lengths in bytes.
+	body := withField(c.body, "Tags", nil)
 	if in.Policy == nil {
 		body = withField(body, "Policy", defaultKeyPolicy(c.t))
 	}
@@ -117,6 +118,9 @@ func (f *Front) createKey(c *call) handler.Response {
 		key, err = f.makeMultiRegion(c, key)
 	} else {
 		err = c.t.db.SaveKey(key)
+	}
+	if err == nil {
+		err = saveTags(c.t, key, in.Tags)
 	}
 	if err != nil {
 		return saveFailed(err)

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/nsmithuk/local-kms/src/cmk"
-	"github.com/nsmithuk/local-kms/src/data"
 	"github.com/nsmithuk/local-kms/src/handler"
 	"github.com/nsmithuk/local-kms/src/service"
 )
@@ -90,8 +89,8 @@ func (f *Front) multiRegionKeyOf(account, keyID string) (*multiRegionKey, error)
 	return mrk, nil
 }
 
-// makeMultiRegion gives a new key a multi-Region key id ("mrk-" and 32 hex
-// digits) and records it as a primary key.
+// makeMultiRegion gives a new key, not tagged yet, a multi-Region key id
+// ("mrk-" and 32 hex digits) and records it as a primary key.
 func (f *Front) makeMultiRegion(c *call, key cmk.Key) (cmk.Key, error) {
 	old := key.GetArn()
 	id := multiRegionPrefix + randomString(16, hex.EncodeToString)
@@ -99,13 +98,6 @@ func (f *Front) makeMultiRegion(c *call, key cmk.Key) (cmk.Key, error) {
 	md.KeyId, md.Arn = id, c.t.keyARN(id)
 	if err := c.t.db.SaveKey(key); err != nil {
 		return nil, err
-	}
-	tags, _ := c.t.db.ListTags(old, maxTagsPerKey+1, "")
-	for _, tg := range tags {
-		if err := c.t.db.SaveTag(key, tg); err != nil {
-			return nil, err
-		}
-		_ = c.t.db.DeleteObject(old + "/tag/" + tg.TagKey)
 	}
 	_ = c.t.db.DeleteObject(old)
 	acct, err := f.account(c.t.account)
@@ -244,10 +236,8 @@ func (f *Front) saveReplica(c *call, rt *tenant, key cmk.Key, description *strin
 	if err := rt.db.SaveKey(replica); err != nil {
 		return nil, err
 	}
-	for _, t := range tags {
-		if err := rt.db.SaveTag(replica, &data.Tag{TagKey: *t.TagKey, TagValue: *t.TagValue}); err != nil {
-			return nil, err
-		}
+	if err := saveTags(rt, replica, tags); err != nil {
+		return nil, err
 	}
 	rt.recordCreated(md.Arn, c.now, c.cfg.horizon())
 	acct, err := f.account(c.t.account)
