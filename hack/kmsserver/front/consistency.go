@@ -288,9 +288,9 @@ func (t *tenant) snapshotOf(arn string, at time.Time) snapshot {
 }
 
 // recordBaseline keeps a key's state before a write, unless its recent past
-// is known already.
-func (t *tenant) recordBaseline(arn string) {
-	if _, ok := t.history[arn]; !ok {
+// is known already or no switch asks for it.
+func (t *tenant) recordBaseline(arn string, horizon time.Duration) {
+	if _, ok := t.history[arn]; !ok && horizon > 0 {
 		t.history[arn] = []snapshot{t.snapshotOf(arn, time.Time{})}
 	}
 }
@@ -303,10 +303,25 @@ func (t *tenant) recordCreated(arn string, now time.Time, horizon time.Duration)
 
 // record adds a key's snapshot after a write and forgets what no switch can
 // ask for any more: a key whose last change is older than the horizon is
-// settled and has no history.
+// settled and has no history. Now and then it settles every key, so that
+// the history of keys written once does not grow without end.
 func (t *tenant) record(arn string, now time.Time, horizon time.Duration) {
-	h := append(t.history[arn], t.snapshotOf(arn, now))
-	if h = prune(h, now.Add(-horizon)); len(h) > 1 {
+	if horizon == 0 {
+		delete(t.history, arn)
+		return
+	}
+	t.history[arn] = append(t.history[arn], t.snapshotOf(arn, now))
+	t.settle(arn, now.Add(-horizon))
+	if t.records++; t.records%1024 == 0 {
+		for other := range t.history {
+			t.settle(other, now.Add(-horizon))
+		}
+	}
+}
+
+// settle prunes a key's history up to cutoff.
+func (t *tenant) settle(arn string, cutoff time.Time) {
+	if h := prune(t.history[arn], cutoff); len(h) > 1 {
 		t.history[arn] = h
 	} else {
 		delete(t.history, arn)

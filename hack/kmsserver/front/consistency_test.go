@@ -3,6 +3,7 @@ package front
 import (
 	"context"
 	"flag"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -508,4 +509,41 @@ func TestConsistencyAndAccessKeyFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestHistoryIsBounded(t *testing.T) {
+	ctx := context.Background()
+	historyOf := func(s *server, arn string) (int, bool) {
+		s.front.mu.Lock()
+		defer s.front.mu.Unlock()
+		h, ok := s.front.tenants[tenantID(testAccount, testRegion)].history[arn]
+		return len(h), ok
+	}
+	t.Run("none when off", func(t *testing.T) {
+		s, _, c := consistencyServer(t, Consistency{PrincipalIDWindow: Duration(time.Hour)})
+		key := createKey(t, c, nil)
+		must(c.TagResource(ctx, &kms.TagResourceInput{KeyId: key.KeyId, Tags: tags("a", "1")}))(t)
+		if n, ok := historyOf(s, *key.Arn); ok {
+			t.Errorf("%d snapshots kept with no lag on", n)
+		}
+	})
+	t.Run("settled keys are forgotten", func(t *testing.T) {
+		s, clock, c := consistencyServer(t, Consistency{StaleAfterWrite: Duration(time.Second)})
+		old := createKey(t, c, nil)
+		if n, _ := historyOf(s, *old.Arn); n != 2 {
+			t.Fatalf("%d snapshots of a new key, want 2 (absent, created)", n)
+		}
+		clock.Advance(2 * time.Second)
+		busy := createKey(t, c, nil)
+		clock.Advance(time.Second)
+		for i := range 1024 {
+			must(c.TagResource(ctx, &kms.TagResourceInput{KeyId: busy.KeyId, Tags: tags("n", fmt.Sprint(i))}))(t)
+		}
+		if n, ok := historyOf(s, *old.Arn); ok {
+			t.Errorf("%d snapshots kept of a key settled long ago", n)
+		}
+		if n, _ := historyOf(s, *busy.Arn); n > 1026 {
+			t.Errorf("%d snapshots of the busy key", n)
+		}
+	})
 }

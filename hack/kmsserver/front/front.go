@@ -327,7 +327,7 @@ func (f *Front) serveKMS(c *call, raw []byte) handler.Response {
 	if arn != "" {
 		f.settleKey(c, arn)
 		if recordedOps[c.op] {
-			c.t.recordBaseline(arn)
+			c.t.recordBaseline(arn, c.cfg.horizon())
 		}
 		var answer handler.Response
 		if answer, restore = c.staleView(arn); !answer.Empty() {

@@ -33,6 +33,7 @@ type tenant struct {
 	// history is the recent past of keys, by key ARN, for the eventual
 	// consistency switches; in memory only (see consistency.go).
 	history map[string][]snapshot
+	records int // snapshots recorded, to settle every key now and then
 	// revoked are grants revoked or retired less than grantListLag ago,
 	// which ListGrants still shows.
 	revoked []revokedGrant
