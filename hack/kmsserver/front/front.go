@@ -72,6 +72,8 @@ type Front struct {
 	handled map[string]func(*call) handler.Response
 	// tagging holds the Resource Groups Tagging API's operations.
 	tagging map[string]func(*call) handler.Response
+	// endpoints are the server's own, by path.
+	endpoints map[string]http.HandlerFunc
 	// policy is the compiled configuration; never nil.
 	policy atomic.Pointer[policy]
 }
@@ -134,6 +136,12 @@ func New(opts Options) (*Front, error) {
 	}
 	f.tagging = map[string]func(*call) handler.Response{
 		"GetResources": f.getResources,
+	}
+	f.endpoints = map[string]http.HandlerFunc{
+		"/_counts":     f.serveCounts,
+		"/_config":     f.serveConfig,
+		"/_requests":   f.serveRequests,
+		"/_principals": f.servePrincipals,
 	}
 	if err := f.SetConfig(opts.Config); err != nil {
 		return nil, err
@@ -204,18 +212,8 @@ func operation(target string) (api, op string) {
 }
 
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case "/_counts":
-		f.serveCounts(w, r)
-		return
-	case "/_config":
-		f.serveConfig(w, r)
-		return
-	case "/_requests":
-		f.serveRequests(w, r)
-		return
-	case "/_principals":
-		f.servePrincipals(w, r)
+	if serve, ok := f.endpoints[r.URL.Path]; ok {
+		serve(w, r)
 		return
 	}
 	api, op := operation(r.Header.Get("X-Amz-Target"))
@@ -223,43 +221,51 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tid := tenantID(who.account, who.region)
 	entry := requestEntry{Time: f.now(), Operation: op, Account: who.account, Region: who.region,
 		AccessKey: who.accessKey, Principal: who.principal, UserAgent: r.UserAgent()}
-	var act action
-	var resp handler.Response
-	var ae *authError
-	if errors.As(err, &ae) {
-		resp = errorResponse(400, ae.code, ae.message)
-	} else {
-		act = f.policy.Load().decide(tid, op, entry.Time)
-		if act.delay > 0 {
-			sleep(r, act.delay)
-		}
-		if act.kind == FaultReset {
-			f.counts.add(tid, op, 0, act)
-			entry.ErrorCode = "ConnectionReset"
-			f.requests.add(entry)
-			f.logger.Infof("%s %s: connection reset", tid, op)
-			resetConnection(w)
-			return
-		}
-		resp = faultAnswer(api, act.kind)
-		if resp.Empty() {
-			resp = f.serve(who, api, op, r)
-		}
-		if act.kind == FaultLost {
-			f.logger.Infof("%s %s: %d, answered 500", tid, op, resp.Code)
-			resp = faultAnswer(api, FaultInternal)
-		}
-	}
+	resp, act := f.answer(r, who, err, api, op, entry.Time)
+
 	f.counts.add(tid, op, resp.Code, act)
 	entry.Status = resp.Code
-	if !success(resp.Code) {
+	switch {
+	case act.kind == FaultReset:
+		entry.ErrorCode = "ConnectionReset"
+	case !success(resp.Code):
 		entry.ErrorCode = errorCode(resp.Body)
 	}
 	f.requests.add(entry)
-	f.logger.Infof("%s %s: %d", tid, op, resp.Code)
+	f.logger.Infof("%s %s: %d %s", tid, op, resp.Code, entry.ErrorCode)
+	if act.kind == FaultReset {
+		resetConnection(w)
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.WriteHeader(resp.Code)
 	_, _ = io.WriteString(w, resp.Body)
+}
+
+// answer serves a request of the KMS or tagging API after its quota and
+// faults, unless its credential cannot be used. A reset connection has no
+// answer.
+func (f *Front) answer(r *http.Request, who caller, authErr error, api, op string, now time.Time) (handler.Response, action) {
+	var ae *authError
+	if errors.As(authErr, &ae) {
+		return errorResponse(400, ae.code, ae.message), action{}
+	}
+	act := f.policy.Load().decide(tenantID(who.account, who.region), op, now)
+	if act.delay > 0 {
+		sleep(r, act.delay)
+	}
+	if act.kind == FaultReset {
+		return handler.Response{}, act
+	}
+	resp := faultAnswer(api, act.kind)
+	if resp.Empty() {
+		resp = f.serve(who, api, op, r)
+	}
+	if act.kind == FaultLost {
+		f.logger.Infof("%s: %d, answered 500", op, resp.Code)
+		resp = faultAnswer(api, FaultInternal)
+	}
+	return resp, act
 }
 
 // errorCode is the type of an AWS JSON error answer.
@@ -316,23 +322,10 @@ func (f *Front) serveKMS(c *call, raw []byte) handler.Response {
 		return resp
 	}
 	c.body = c.t.toInternal(raw)
-	arn := ""
-	for _, field := range keyRefFields {
-		if v := refs[field]; v != "" && field != "SourceKeyId" {
-			arn = c.t.resolveKey(string(c.t.toInternal([]byte(v))))
-			break
-		}
-	}
-	var restore func()
-	if arn != "" {
-		f.settleKey(c, arn)
-		if recordedOps[c.op] {
-			c.t.recordBaseline(arn, c.cfg.horizon())
-		}
-		var answer handler.Response
-		if answer, restore = c.staleView(arn); !answer.Empty() {
-			return answer
-		}
+	arn := c.t.targetKey(refs)
+	answer, restore := f.prepareKey(c, arn)
+	if !answer.Empty() {
+		return answer
 	}
 	if h, ok := f.handled[c.op]; ok {
 		resp = h(c)
@@ -346,6 +339,32 @@ func (f *Front) serveKMS(c *call, raw []byte) handler.Response {
 		c.t.record(arn, c.now, c.cfg.horizon())
 	}
 	return resp
+}
+
+// targetKey is the ARN of the key a request acts on, "" for none: the key
+// its KeyId, TargetKeyId (aliases) or DestinationKeyId (ReEncrypt) names.
+func (t *tenant) targetKey(refs map[string]string) string {
+	for _, field := range []string{"KeyId", "TargetKeyId", "DestinationKeyId"} {
+		if v := refs[field]; v != "" {
+			return t.resolveKey(string(t.toInternal([]byte(v))))
+		}
+	}
+	return ""
+}
+
+// prepareKey brings the key a request acts on up to the server's clock,
+// keeps its state before a write, and shows it as eventual consistency
+// does: it returns an answer to give instead of serving the request, or a
+// function to call after serving it.
+func (f *Front) prepareKey(c *call, arn string) (handler.Response, func()) {
+	if arn == "" {
+		return handler.Response{}, nil
+	}
+	f.settleKey(c, arn)
+	if recordedOps[c.op] {
+		c.t.recordBaseline(arn, c.cfg.horizon())
+	}
+	return c.staleView(arn)
 }
 
 // keyRefs reads the fields of a request that name keys.

@@ -114,8 +114,6 @@ func errCode(err error) string {
 	return err.Error()
 }
 
-func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
-
 // post sends a raw KMS request, unsigned, as a client other than the SDK
 // may.
 func (s *server) post(t *testing.T, op, body string) (int, string) {
