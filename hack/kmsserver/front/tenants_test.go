@@ -313,3 +313,18 @@ func TestRequests(t *testing.T) {
 		t.Errorf("requests not oldest first: %+v", got)
 	}
 }
+
+func TestQuotasPerTenant(t *testing.T) {
+	ctx := context.Background()
+	_, clients := tenantsServer(t, Options{Config: Config{Quota: map[string]int{"ListKeys": 1}}})
+	for _, name := range []string{"east", "west", "other"} {
+		if _, err := clients[name].ListKeys(ctx, &kms.ListKeysInput{}); err != nil {
+			t.Errorf("%s's first ListKeys: %v", name, err)
+		}
+	}
+	for _, name := range []string{"east", "west", "other"} {
+		if _, err := clients[name].ListKeys(ctx, &kms.ListKeysInput{}); errCode(err) != "ThrottlingException" {
+			t.Errorf("%s's second ListKeys: %v, want ThrottlingException", name, err)
+		}
+	}
+}
