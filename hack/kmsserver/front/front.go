@@ -132,6 +132,8 @@ func New(opts Options) (*Front, error) {
 		"RetireGrant":          f.retireGrant,
 		"RevokeGrant":          f.revokeGrant,
 		"ReplicateKey":         f.replicateKey,
+		"EnableKey":            f.enableKey,
+		"CreateAlias":          f.createAlias,
 		"Decrypt":              f.decrypt,
 	}
 	f.tagging = map[string]func(*call) handler.Response{

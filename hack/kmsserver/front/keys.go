@@ -2,6 +2,8 @@ package front
 
 import (
 	"encoding/json"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/nsmithuk/local-kms/src/cmk"
@@ -335,4 +337,41 @@ func (f *Front) cancelKeyDeletion(c *call) handler.Response {
 		return saveFailed(err)
 	}
 	return resp
+}
+
+// enableKey refuses a key waiting for its imported material, as AWS does
+// ("You cannot enable a KMS key in the PendingImport state": Key states of KMS
+// keys, https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html);
+// local-kms enables it.
+func (f *Front) enableKey(c *call) handler.Response {
+	var in keyIDInput
+	if resp, ok := c.decode(&in); !ok {
+		return resp
+	}
+	key, resp := c.t.loadKey(in.KeyId)
+	if key == nil {
+		return resp
+	}
+	if key.GetMetadata().KeyState == cmk.KeyStatePendingImport {
+		return invalidState("%s is pending import.", key.GetArn())
+	}
+	return f.local(c, c.body)
+}
+
+// aliasNamePattern is CreateAlias's AliasName constraint in the API
+// reference (https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateAlias.html);
+// local-kms checks only the prefix.
+var aliasNamePattern = regexp.MustCompile(`^alias/[a-zA-Z0-9/_-]+$`)
+
+func (f *Front) createAlias(c *call) handler.Response {
+	var in struct {
+		AliasName string
+	}
+	if resp, ok := c.decode(&in); !ok {
+		return resp
+	}
+	if strings.HasPrefix(in.AliasName, "alias/") && !aliasNamePattern.MatchString(in.AliasName) {
+		return validationError("%s contains invalid characters for an alias", in.AliasName)
+	}
+	return f.local(c, c.body)
 }

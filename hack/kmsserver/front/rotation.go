@@ -11,6 +11,21 @@ import (
 
 const defaultRotationPeriod = 365
 
+// rotationUnsupported answers the automatic rotation operations for keys that
+// cannot rotate: "Automatic key rotation is supported only on symmetric
+// encryption KMS keys" with KMS-made material (GetKeyRotationStatus,
+// EnableKeyRotation API references); local-kms answers them for any key.
+func rotationUnsupported(c *call, keyID string) handler.Response {
+	key, resp := c.t.loadKey(keyID)
+	if key == nil {
+		return resp
+	}
+	if !symmetricAWSKMS(key) {
+		return errorResponse(400, "UnsupportedOperationException", key.GetArn()+" does not support automatic key rotation: only symmetric encryption keys with AWS_KMS origin do")
+	}
+	return handler.Response{}
+}
+
 // enableKeyRotation checks and keeps RotationPeriodInDays, which local-kms
 // ignores; local-kms does the rest.
 func (f *Front) enableKeyRotation(c *call) handler.Response {
@@ -19,6 +34,9 @@ func (f *Front) enableKeyRotation(c *call) handler.Response {
 		RotationPeriodInDays *int
 	}
 	if resp, ok := c.decode(&in); !ok {
+		return resp
+	}
+	if resp := rotationUnsupported(c, in.KeyId); !resp.Empty() {
 		return resp
 	}
 	period := defaultRotationPeriod
@@ -47,6 +65,9 @@ func (f *Front) disableKeyRotation(c *call) handler.Response {
 	if resp, ok := c.decode(&in); !ok {
 		return resp
 	}
+	if resp := rotationUnsupported(c, in.KeyId); !resp.Empty() {
+		return resp
+	}
 	resp := f.local(c, c.body)
 	if !success(resp.Code) {
 		return resp
@@ -72,6 +93,9 @@ func (f *Front) disableKeyRotation(c *call) handler.Response {
 func (f *Front) getKeyRotationStatus(c *call) handler.Response {
 	var in keyIDInput
 	if resp, ok := c.decode(&in); !ok {
+		return resp
+	}
+	if resp := rotationUnsupported(c, in.KeyId); !resp.Empty() {
 		return resp
 	}
 	resp := f.local(c, c.body)
