@@ -69,8 +69,8 @@ verify: generate manifests ## Fail if generated code or manifests are stale, or 
 test: test-unit test-e2e ## Run every test: unit, envtest integration and e2e on the local platform.
 
 .PHONY: test-unit
-test-unit: $(K8S_BINS) $(HELM) ## Unit and envtest tests (envtest uses ./bin's kube-apiserver and etcd; test/install uses helm).
-	KUBEBUILDER_ASSETS=$(LOCALBIN) HELM=$(HELM) go test -count=1 ./...
+test-unit: $(K8S_BINS) $(HELM) $(KMS_SERVER) ## Unit and envtest tests (envtest uses ./bin's kube-apiserver and etcd; test/install uses helm; the KMS contract suite runs against bin/kms-server too).
+	KUBEBUILDER_ASSETS=$(LOCALBIN) HELM=$(HELM) KMS_SERVER_BIN=$(KMS_SERVER) go test -count=1 ./...
 	go -C hack/kmsserver test -count=1 ./...
 
 .PHONY: test-e2e

@@ -7,14 +7,11 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 	"github.com/kmsoperator/kms-operator/internal/kmsclient"
@@ -58,8 +55,7 @@ type AliasReconciler struct {
 }
 
 // SetupWithManager registers the reconciler, its field indexes and the Key
-// watch that lets an Alias applied together with its Key converge without
-// error backoff.
+// watch (watches.go).
 func (r *AliasReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.client = mgr.GetClient()
 	r.recorder = mgr.GetEventRecorder("kms-operator")
@@ -70,66 +66,67 @@ func (r *AliasReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("alias").
-		// Our own status writes do not change the generation: no KMS read for them.
-		For(&kmsv1alpha1.Alias{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+	return newController(mgr, "Alias", &kmsv1alpha1.Alias{}, r.Options).
 		Watches(&kmsv1alpha1.Key{}, handler.EnqueueRequestsFromMapFunc(referrersOf(r.client, &kmsv1alpha1.AliasList{}, aliasTargetKeyRefField)), builder.WithPredicates(keyReferenceChanged)).
-		WithOptions(controllerOptions(r.Options)).
 		Complete(r)
 }
 
-// Reconcile observes the alias, creates or re-targets it, and reports.
+// Reconcile runs the shared lifecycle with the Alias's steps.
 func (r *AliasReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	a := &kmsv1alpha1.Alias{}
-	if err := r.client.Get(ctx, req.NamespacedName, a); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	deleting := !a.DeletionTimestamp.IsZero()
-	if !deleting {
-		if err := ensureFinalizer(ctx, r.client, a); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	before := a.Status.DeepCopy()
-	var res ctrl.Result
-	var err error
-	if deleting {
-		res, err = r.reconcileDelete(ctx, a)
-	} else {
-		res, err = r.reconcileNormal(ctx, a)
-	}
-	return res, errors.Join(err, r.patchStatus(ctx, a, before))
+	l := &lifecycle[*kmsv1alpha1.Alias]{kind: "Alias", client: r.client, recorder: r.recorder, steps: r, options: r.Options}
+	return l.Reconcile(ctx, req)
 }
 
+func (r *AliasReconciler) newObject() *kmsv1alpha1.Alias { return &kmsv1alpha1.Alias{} }
+
+// prepare: an Alias always needs the finalizer; nothing else.
+func (r *AliasReconciler) prepare(*kmsv1alpha1.Alias) (bool, func()) { return true, nil }
+
+// reconcileNormal observes the alias, creates or re-targets it, and reports.
 func (r *AliasReconciler) reconcileNormal(ctx context.Context, a *kmsv1alpha1.Alias) (ctrl.Result, error) {
-	a.Status.ObservedGeneration = a.Generation
-	target, err := resolveKeyReference(ctx, r.client, r.Options, a.Namespace, a.Spec.TargetKeyRef, a.Spec.TargetKeyID)
+	target, err := resolveTarget(ctx, r.client, r.Options, a.Namespace, a.Spec.TargetKeyRef, a.Spec.TargetKeyID)
 	if err != nil {
-		return r.fail(a, err)
+		return ctrl.Result{}, err
 	}
 	arn := aliasARN(target.arn, a.Spec.Name)
 	if claimed, err := r.claimedByOther(ctx, a, arn); err != nil {
-		return r.fail(a, err)
+		return ctrl.Result{}, err
 	} else if claimed {
 		if owns(a, arn) {
 			a.Status.TargetKeyID, a.Status.ARN = "", ""
 		}
-		return r.fail(a, newSpecError(kmsv1alpha1.ReasonConflict, fmt.Sprintf(
-			"alias %s is managed by another Alias object; this one leaves it alone until that object is deleted", a.Spec.Name)))
+		return ctrl.Result{}, newSpecError(kmsv1alpha1.ReasonConflict, fmt.Sprintf(
+			"alias %s is managed by another Alias object; this one leaves it alone until that object is deleted", a.Spec.Name))
 	}
 
 	// One DescribeKey of the alias name: ListAliases would page through every
 	// alias of the region at each reconcile.
-	observed, err := target.api.GetAlias(ctx, a.Spec.Name)
+	current, err := target.api.GetAlias(ctx, a.Spec.Name)
 	if kmsclient.IsNotFound(err) {
-		observed = nil
+		current = nil
 	} else if err != nil {
-		return r.fail(a, err)
+		return ctrl.Result{}, err
 	}
-	owned := owns(a, arn)
+	if err := r.converge(ctx, a, target, current, owns(a, arn)); err != nil {
+		return ctrl.Result{}, err
+	}
+	if a.Status.ARN != "" && a.Status.ARN != arn {
+		// The target moved to another region; the alias in the old one is ours too.
+		if err := r.deleteAlias(ctx, a); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	a.Status.TargetKeyID, a.Status.ARN = target.id, arn
+	reportSuccess(a, fmt.Sprintf("%s points at key %s", a.Spec.Name, target.id))
+	return resync(r.SyncPeriod), nil
+}
+
+// converge makes the alias point at the target: created when absent,
+// re-targeted when it is ours and points elsewhere, adopted (with the flag)
+// when it is not ours.
+func (r *AliasReconciler) converge(ctx context.Context, a *kmsv1alpha1.Alias, target *keyTarget, current *kmsclient.Alias, owned bool) error {
 	switch {
-	case observed == nil:
+	case current == nil:
 		err := target.api.CreateAlias(ctx, a.Spec.Name, target.id)
 		if kmsclient.ClassOf(err) == kmsclient.AlreadyExists {
 			// The SDK retried a CreateAlias whose response was lost, or
@@ -139,42 +136,33 @@ func (r *AliasReconciler) reconcileNormal(ctx context.Context, a *kmsv1alpha1.Al
 			}
 		}
 		if err != nil {
-			return r.fail(a, err)
+			return err
 		}
 		note := "Created alias %s pointing at key %s"
 		if owned {
 			note = "Re-created alias %s, deleted outside Kubernetes, pointing at key %s"
 		}
-		r.recorder.Eventf(a, nil, corev1.EventTypeNormal, "CreatedAlias", "CreateAlias", note, a.Spec.Name, target.id)
-	case observed.TargetKeyID == target.id:
+		r.recorder.Eventf(a, nil, corev1.EventTypeNormal, "Created", "CreateAlias", note, a.Spec.Name, target.id)
+	case current.TargetKeyID == target.id:
 		// In sync; without a record it is our own retry after a crash.
 	case !owned:
-		if err := r.mayAdopt(ctx, target.api, a, observed); err != nil {
-			return r.fail(a, err)
+		if err := r.mayAdopt(ctx, target.api, a, current); err != nil {
+			return err
 		}
 		if err := target.api.UpdateAlias(ctx, a.Spec.Name, target.id); err != nil {
-			return r.fail(a, err)
+			return err
 		}
-		r.recorder.Eventf(a, nil, corev1.EventTypeNormal, "AdoptedAlias", "UpdateAlias",
-			"Adopted alias %s and moved it from key %s to key %s", a.Spec.Name, observed.TargetKeyID, target.id)
+		r.recorder.Eventf(a, nil, corev1.EventTypeNormal, "Adopted", "UpdateAlias",
+			"Adopted alias %s and moved it from key %s to key %s", a.Spec.Name, current.TargetKeyID, target.id)
 	default:
 		// The spec changed, or the alias was re-targeted outside Kubernetes.
 		if err := target.api.UpdateAlias(ctx, a.Spec.Name, target.id); err != nil {
-			return r.fail(a, err)
+			return err
 		}
-		r.recorder.Eventf(a, nil, corev1.EventTypeNormal, "UpdatedAlias", "UpdateAlias",
-			"Re-targeted alias %s from key %s to key %s", a.Spec.Name, observed.TargetKeyID, target.id)
+		r.recorder.Eventf(a, nil, corev1.EventTypeNormal, "Updated", "UpdateAlias",
+			"Re-targeted alias %s from key %s to key %s", a.Spec.Name, current.TargetKeyID, target.id)
 	}
-
-	if a.Status.ARN != "" && a.Status.ARN != arn {
-		// The target moved to another region; the alias in the old one is ours too.
-		if err := r.deleteAlias(ctx, a); err != nil {
-			return r.fail(a, err)
-		}
-	}
-	a.Status.TargetKeyID, a.Status.ARN = target.id, arn
-	reportSuccess(a, &a.Status.Conditions, "Alias", fmt.Sprintf("%s points at key %s", a.Spec.Name, target.id))
-	return resync(r.SyncPeriod), nil
+	return nil
 }
 
 // claimedByOther reports whether another Alias object holds the record of the
@@ -215,13 +203,13 @@ func olderThan(a, b client.Object) bool {
 // --allow-adoption, and only when the key it points at now is one this object
 // could reference itself: otherwise a tenant could hijack another tenant's
 // alias and have its users encrypt under a key of the tenant's choosing.
-func (r *AliasReconciler) mayAdopt(ctx context.Context, api kmsclient.API, a *kmsv1alpha1.Alias, observed *kmsclient.Alias) error {
+func (r *AliasReconciler) mayAdopt(ctx context.Context, api kmsclient.API, a *kmsv1alpha1.Alias, current *kmsclient.Alias) error {
 	if !r.AllowAdoption {
 		return newSpecError(kmsv1alpha1.ReasonConflict, fmt.Sprintf(
 			"alias %s already exists and points at key %s, and this object did not create it; delete it in KMS or run the operator with --allow-adoption to take it over",
-			a.Spec.Name, observed.TargetKeyID))
+			a.Spec.Name, current.TargetKeyID))
 	}
-	if _, err := checkKeyTenancy(ctx, api, r.Options, a.Namespace, observed.TargetKeyID); err != nil {
+	if _, err := checkTenancy(ctx, api, r.Options, a.Namespace, current.TargetKeyID); err != nil {
 		var se *specError
 		if errors.As(err, &se) {
 			return newSpecError(kmsv1alpha1.ReasonAdoptionRefused, fmt.Sprintf(
@@ -234,16 +222,11 @@ func (r *AliasReconciler) mayAdopt(ctx context.Context, api kmsclient.API, a *km
 
 // reconcileDelete deletes the alias if this object owns it; an alias it
 // reported as a conflict is someone else's and stays.
-func (r *AliasReconciler) reconcileDelete(ctx context.Context, a *kmsv1alpha1.Alias) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(a, kmsv1alpha1.Finalizer) {
-		return ctrl.Result{}, nil
+func (r *AliasReconciler) reconcileDelete(ctx context.Context, a *kmsv1alpha1.Alias) error {
+	if a.Status.TargetKeyID == "" {
+		return nil
 	}
-	if a.Status.TargetKeyID != "" {
-		if err := r.deleteAlias(ctx, a); err != nil {
-			return r.fail(a, err)
-		}
-	}
-	return ctrl.Result{}, dropFinalizer(ctx, r.client, a)
+	return r.deleteAlias(ctx, a)
 }
 
 func (r *AliasReconciler) deleteAlias(ctx context.Context, a *kmsv1alpha1.Alias) error {
@@ -260,22 +243,8 @@ func (r *AliasReconciler) deleteAlias(ctx context.Context, a *kmsv1alpha1.Alias)
 	} else if err != nil {
 		return err
 	}
-	r.recorder.Eventf(a, nil, corev1.EventTypeNormal, "DeletedAlias", "DeleteAlias", "Deleted alias %s", a.Spec.Name)
+	r.recorder.Eventf(a, nil, corev1.EventTypeNormal, "Deleted", "DeleteAlias", "Deleted alias %s", a.Spec.Name)
 	return nil
-}
-
-func (r *AliasReconciler) fail(a *kmsv1alpha1.Alias, err error) (ctrl.Result, error) {
-	return reportFailure(r.recorder, a, &a.Status.Conditions, "Alias", r.SyncPeriod, err)
-}
-
-// patchStatus writes the status with one merge patch, only when it changed.
-func (r *AliasReconciler) patchStatus(ctx context.Context, a *kmsv1alpha1.Alias, before *kmsv1alpha1.AliasStatus) error {
-	if released(a) || equality.Semantic.DeepEqual(*before, a.Status) {
-		return nil
-	}
-	base := a.DeepCopy()
-	base.Status = *before
-	return client.IgnoreNotFound(r.client.Status().Patch(ctx, a, client.MergeFrom(base)))
 }
 
 // aliasARN is the ARN of alias name next to the key with ARN keyARN:

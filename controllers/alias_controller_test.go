@@ -88,7 +88,7 @@ func TestAliasReconcile(t *testing.T) {
 			reason: "A new alias is created on the referenced Key's key: one DescribeKey to observe, one CreateAlias.",
 			alias:  func(*refWorld) *kmsv1alpha1.Alias { return newAlias("a", "k1") },
 			want: aliasOutcome{Ready: available, Synced: synced, Recorded: "k1", InKMS: "k1",
-				Calls: []string{"DescribeKey", "CreateAlias"}, Events: []string{"Normal CreatedAlias"}},
+				Calls: []string{"DescribeKey", "CreateAlias"}, Events: []string{"Normal Created"}},
 		},
 		"InSync": {
 			reason: "An alias already right costs one DescribeKey and no write.",
@@ -111,27 +111,27 @@ func TestAliasReconcile(t *testing.T) {
 				w.kms.Fail("DescribeKey", kmsclient.NewError("DescribeKey", kmsclient.NotFound, "NotFoundException", "alias not found"), 1)
 			},
 			want: aliasOutcome{Ready: available, Synced: synced, Recorded: "k1", InKMS: "k1",
-				Calls: []string{"DescribeKey", "CreateAlias", "DescribeKey"}, Events: []string{"Normal CreatedAlias"}},
+				Calls: []string{"DescribeKey", "CreateAlias", "DescribeKey"}, Events: []string{"Normal Created"}},
 		},
 		"Retarget": {
 			reason: "A changed targetKeyRef re-targets our alias with UpdateAlias.",
 			alias:  func(w *refWorld) *kmsv1alpha1.Alias { return w.recorded(newAlias("a", "k2"), "k1") },
 			inKMS:  "k1",
 			want: aliasOutcome{Ready: available, Synced: synced, Recorded: "k2", InKMS: "k2",
-				Calls: []string{"DescribeKey", "UpdateAlias"}, Events: []string{"Normal UpdatedAlias"}},
+				Calls: []string{"DescribeKey", "UpdateAlias"}, Events: []string{"Normal Updated"}},
 		},
 		"DriftRetargeted": {
 			reason: "Our alias re-targeted outside Kubernetes is put back.",
 			alias:  func(w *refWorld) *kmsv1alpha1.Alias { return w.recorded(newAlias("a", "k1"), "k1") },
 			inKMS:  "k2",
 			want: aliasOutcome{Ready: available, Synced: synced, Recorded: "k1", InKMS: "k1",
-				Calls: []string{"DescribeKey", "UpdateAlias"}, Events: []string{"Normal UpdatedAlias"}},
+				Calls: []string{"DescribeKey", "UpdateAlias"}, Events: []string{"Normal Updated"}},
 		},
 		"DriftDeleted": {
 			reason: "Our alias deleted outside Kubernetes is re-created.",
 			alias:  func(w *refWorld) *kmsv1alpha1.Alias { return w.recorded(newAlias("a", "k1"), "k1") },
 			want: aliasOutcome{Ready: available, Synced: synced, Recorded: "k1", InKMS: "k1",
-				Calls: []string{"DescribeKey", "CreateAlias"}, Events: []string{"Normal CreatedAlias"}},
+				Calls: []string{"DescribeKey", "CreateAlias"}, Events: []string{"Normal Created"}},
 		},
 		"WaitingForMissingKey": {
 			reason: "A Key not applied yet (or deleted) is a clear wait: no KMS call, no error backoff.",
@@ -162,7 +162,7 @@ func TestAliasReconcile(t *testing.T) {
 			opts:   func(o *Options) { o.AllowAdoption = true },
 			want: aliasOutcome{Ready: available, Synced: synced, Recorded: "k1", InKMS: "k1",
 				Calls:  []string{"DescribeKey", "DescribeKey", "ListResourceTags", "UpdateAlias"},
-				Events: []string{"Normal AdoptedAlias"}},
+				Events: []string{"Normal Adopted"}},
 		},
 		"AdoptionRefused": {
 			reason: "Even with --allow-adoption, an alias on another namespace's key is not hijacked.",
@@ -189,7 +189,7 @@ func TestAliasReconcile(t *testing.T) {
 			},
 			want: aliasOutcome{Ready: available, Synced: synced, Recorded: "k2", InKMS: "k2",
 				Calls:  []string{"DescribeKey", "ListResourceTags", "DescribeKey", "CreateAlias"},
-				Events: []string{"Normal CreatedAlias"}},
+				Events: []string{"Normal Created"}},
 		},
 		"RawKeyIDOtherNamespace": {
 			reason: "A raw id of another namespace's key is refused before any write.",
@@ -218,7 +218,7 @@ func TestAliasReconcile(t *testing.T) {
 				return a
 			},
 			inKMS: "k1",
-			want:  aliasOutcome{Gone: true, Calls: []string{"DeleteAlias"}, Events: []string{"Normal DeletedAlias"}},
+			want:  aliasOutcome{Gone: true, Calls: []string{"DeleteAlias"}, Events: []string{"Normal Deleted"}},
 		},
 		"DeleteAlreadyGone": {
 			reason: "An alias already gone counts as deleted.",
@@ -287,7 +287,7 @@ func TestAliasSameNameHandover(t *testing.T) {
 			reason: "The first object creates the alias.",
 			obj:    first,
 			want: aliasOutcome{Ready: available, Synced: synced, Recorded: "k1", InKMS: "k1",
-				Calls: []string{"DescribeKey", "CreateAlias"}, Events: []string{"Normal CreatedAlias"}},
+				Calls: []string{"DescribeKey", "CreateAlias"}, Events: []string{"Normal Created"}},
 		},
 		{
 			reason: "The second reports the conflict, with no KMS call.",
@@ -304,13 +304,13 @@ func TestAliasSameNameHandover(t *testing.T) {
 			reason: "Deleting the first deletes its alias.",
 			obj:    first,
 			delete: true,
-			want:   aliasOutcome{Gone: true, Calls: []string{"DeleteAlias"}, Events: []string{"Normal DeletedAlias"}},
+			want:   aliasOutcome{Gone: true, Calls: []string{"DeleteAlias"}, Events: []string{"Normal Deleted"}},
 		},
 		{
 			reason: "The second then creates the alias on its own key.",
 			obj:    second,
 			want: aliasOutcome{Ready: available, Synced: synced, Recorded: "k2", InKMS: "k2",
-				Calls: []string{"DescribeKey", "CreateAlias"}, Events: []string{"Normal CreatedAlias"}},
+				Calls: []string{"DescribeKey", "CreateAlias"}, Events: []string{"Normal Created"}},
 		},
 	}
 	for i, s := range steps {
@@ -351,7 +351,7 @@ func TestAliasWaitsForKey(t *testing.T) {
 	}
 
 	ready := aliasOutcome{Ready: available, Synced: synced, Recorded: "k1", InKMS: "k1",
-		Calls: []string{"DescribeKey", "CreateAlias"}, Events: []string{"Normal CreatedAlias"}}
+		Calls: []string{"DescribeKey", "CreateAlias"}, Events: []string{"Normal Created"}}
 	if diff := cmp.Diff(ready, reconcileAlias(t, w, c, a)); diff != "" {
 		t.Errorf("once the Key has a key id (-want +got):\n%s", diff)
 	}
@@ -381,7 +381,7 @@ func TestAliasMovesRegion(t *testing.T) {
 
 	got := reconcileAlias(t, w, c, a)
 	want := aliasOutcome{Ready: available, Synced: synced, Recorded: w.sym(k.ID), // each region's fake numbers its keys from 1
-		Calls: []string{"DeleteAlias"}, Events: []string{"Normal CreatedAlias", "Normal DeletedAlias"}}
+		Calls: []string{"DeleteAlias"}, Events: []string{"Normal Created", "Normal Deleted"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("old region (-want +got):\n%s", diff)
 	}

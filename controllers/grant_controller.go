@@ -8,14 +8,11 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 	"github.com/kmsoperator/kms-operator/internal/kmsclient"
@@ -50,64 +47,47 @@ type GrantReconciler struct {
 }
 
 // SetupWithManager registers the reconciler, its field index and the Key
-// watch that lets a Grant applied together with its Key converge without
-// error backoff.
+// watch (watches.go).
 func (r *GrantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.client = mgr.GetClient()
 	r.recorder = mgr.GetEventRecorder("kms-operator")
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kmsv1alpha1.Grant{}, grantKeyRefField, indexGrantKeyRef); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("grant").
-		// Our own status writes do not change the generation: no KMS read for them.
-		For(&kmsv1alpha1.Grant{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+	return newController(mgr, "Grant", &kmsv1alpha1.Grant{}, r.Options).
 		Watches(&kmsv1alpha1.Key{}, handler.EnqueueRequestsFromMapFunc(referrersOf(r.client, &kmsv1alpha1.GrantList{}, grantKeyRefField)), builder.WithPredicates(keyReferenceChanged)).
-		WithOptions(controllerOptions(r.Options)).
 		Complete(r)
 }
 
-// Reconcile observes the grants on the key, creates or replaces ours, and
-// reports.
+// Reconcile runs the shared lifecycle with the Grant's steps.
 func (r *GrantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	g := &kmsv1alpha1.Grant{}
-	if err := r.client.Get(ctx, req.NamespacedName, g); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	deleting := !g.DeletionTimestamp.IsZero()
-	if !deleting {
-		if err := ensureFinalizer(ctx, r.client, g); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	before := g.Status.DeepCopy()
-	var res ctrl.Result
-	var err error
-	if deleting {
-		res, err = r.reconcileDelete(ctx, g)
-	} else {
-		res, err = r.reconcileNormal(ctx, g)
-	}
-	return res, errors.Join(err, r.patchStatus(ctx, g, before))
+	l := &lifecycle[*kmsv1alpha1.Grant]{kind: "Grant", client: r.client, recorder: r.recorder, steps: r, options: r.Options}
+	return l.Reconcile(ctx, req)
 }
 
+func (r *GrantReconciler) newObject() *kmsv1alpha1.Grant { return &kmsv1alpha1.Grant{} }
+
+// prepare: a Grant always needs the finalizer; nothing else.
+func (r *GrantReconciler) prepare(*kmsv1alpha1.Grant) (bool, func()) { return true, nil }
+
+// reconcileNormal observes the grants on the key, creates or replaces ours,
+// and reports.
 func (r *GrantReconciler) reconcileNormal(ctx context.Context, g *kmsv1alpha1.Grant) (ctrl.Result, error) {
-	g.Status.ObservedGeneration = g.Generation
-	target, err := resolveKeyReference(ctx, r.client, r.Options, g.Namespace, g.Spec.KeyRef, g.Spec.KeyID)
+	target, err := resolveTarget(ctx, r.client, r.Options, g.Namespace, g.Spec.KeyRef, g.Spec.KeyID)
 	if err != nil {
-		return r.fail(g, err)
+		return ctrl.Result{}, err
 	}
 	want := grantInput(g, target.id)
 	// KMS cannot look a grant up by name: one ListGrants of the key shows ours.
 	grants, err := target.api.ListGrants(ctx, target.id)
 	if err != nil {
-		return r.fail(g, err)
+		return ctrl.Result{}, err
 	}
 	currentID, stale := splitGrants(grants, want, g.Status.GrantID)
 
 	if currentID == "" {
 		if currentID, err = target.api.CreateGrant(ctx, want); err != nil {
-			return r.fail(g, err)
+			return ctrl.Result{}, err
 		}
 		note := "Created grant %s on key %s"
 		switch {
@@ -116,25 +96,25 @@ func (r *GrantReconciler) reconcileNormal(ctx context.Context, g *kmsv1alpha1.Gr
 		case g.Status.GrantID != "":
 			note = "Re-created grant %s on key %s, revoked outside Kubernetes"
 		}
-		r.recorder.Eventf(g, nil, corev1.EventTypeNormal, "CreatedGrant", "CreateGrant", note, currentID, target.id)
+		r.recorder.Eventf(g, nil, corev1.EventTypeNormal, "Created", "CreateGrant", note, currentID, target.id)
 	}
 	// Only now that the new grant exists do the old ones go.
 	for _, old := range stale {
 		if err := r.revokeReplaced(ctx, g, target.api, target.id, old); err != nil {
-			return r.fail(g, err)
+			return ctrl.Result{}, err
 		}
 	}
 	if g.Status.KeyID != "" && g.Status.KeyID != target.id && g.Status.GrantID != "" {
 		// The reference moved to another key; the old grant is on the old one.
 		if err := r.revokeReplaced(ctx, g, target.api, g.Status.KeyID, g.Status.GrantID); err != nil {
-			return r.fail(g, err)
+			return ctrl.Result{}, err
 		}
 	}
 
 	// Recorded only once the old grants are gone: until then the record
 	// still finds the old grant, even on another key or under another name.
 	g.Status.GrantID, g.Status.KeyID, g.Status.KeyARN = currentID, target.id, target.arn
-	reportSuccess(g, &g.Status.Conditions, "Grant", fmt.Sprintf("grant %s on key %s matches the spec", currentID, target.id))
+	reportSuccess(g, fmt.Sprintf("grant %s on key %s matches the spec", currentID, target.id))
 	return resync(r.SyncPeriod), nil
 }
 
@@ -142,7 +122,7 @@ func (r *GrantReconciler) revokeReplaced(ctx context.Context, g *kmsv1alpha1.Gra
 	if removed, err := removeGrant(ctx, api, kmsv1alpha1.GrantOnDeleteRevoke, keyID, grantID); !removed {
 		return err
 	}
-	r.recorder.Eventf(g, nil, corev1.EventTypeNormal, "RevokedGrant", "RevokeGrant", "Revoked grant %s on key %s: replaced", grantID, keyID)
+	r.recorder.Eventf(g, nil, corev1.EventTypeNormal, "Revoked", "RevokeGrant", "Revoked grant %s on key %s: replaced", grantID, keyID)
 	return nil
 }
 
@@ -207,14 +187,8 @@ func grantMatches(gr kmsclient.Grant, want kmsclient.GrantInput) bool {
 // reconcileDelete revokes or retires, per spec.onDelete, every grant this
 // object made. A grant already gone counts as done, and so does a key that is
 // gone or pending deletion: its grants die with it.
-func (r *GrantReconciler) reconcileDelete(ctx context.Context, g *kmsv1alpha1.Grant) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(g, kmsv1alpha1.Finalizer) {
-		return ctrl.Result{}, nil
-	}
-	if err := r.deleteGrants(ctx, g); err != nil {
-		return r.fail(g, err)
-	}
-	return ctrl.Result{}, dropFinalizer(ctx, r.client, g)
+func (r *GrantReconciler) reconcileDelete(ctx context.Context, g *kmsv1alpha1.Grant) error {
+	return r.deleteGrants(ctx, g)
 }
 
 func (r *GrantReconciler) deleteGrants(ctx context.Context, g *kmsv1alpha1.Grant) error {
@@ -231,9 +205,9 @@ func (r *GrantReconciler) deleteGrants(ctx context.Context, g *kmsv1alpha1.Grant
 	} else if err != nil {
 		return err
 	}
-	reason, op := "RevokedGrant", "RevokeGrant"
+	reason, op := "Revoked", "RevokeGrant"
 	if g.Spec.OnDelete == kmsv1alpha1.GrantOnDeleteRetire {
-		reason, op = "RetiredGrant", "RetireGrant"
+		reason, op = "Retired", "RetireGrant"
 	}
 	name := grantName(g)
 	for _, gr := range grants {
@@ -256,7 +230,7 @@ func (r *GrantReconciler) deleteGrants(ctx context.Context, g *kmsv1alpha1.Grant
 // case a crash lost the record after CreateGrant.
 func (r *GrantReconciler) recordedKey(ctx context.Context, g *kmsv1alpha1.Grant) (kmsclient.API, string, error) {
 	if g.Status.KeyID == "" {
-		target, err := resolveKeyReference(ctx, r.client, r.Options, g.Namespace, g.Spec.KeyRef, g.Spec.KeyID)
+		target, err := resolveTarget(ctx, r.client, r.Options, g.Namespace, g.Spec.KeyRef, g.Spec.KeyID)
 		if err != nil {
 			return nil, "", err
 		}
@@ -311,18 +285,4 @@ func grantGone(ctx context.Context, api kmsclient.API, keyID string, err error) 
 		return kmsclient.IsNotFound(derr) || (derr == nil && key.State == kmsclient.StatePendingDeletion)
 	}
 	return false
-}
-
-func (r *GrantReconciler) fail(g *kmsv1alpha1.Grant, err error) (ctrl.Result, error) {
-	return reportFailure(r.recorder, g, &g.Status.Conditions, "Grant", r.SyncPeriod, err)
-}
-
-// patchStatus writes the status with one merge patch, only when it changed.
-func (r *GrantReconciler) patchStatus(ctx context.Context, g *kmsv1alpha1.Grant, before *kmsv1alpha1.GrantStatus) error {
-	if released(g) || equality.Semantic.DeepEqual(*before, g.Status) {
-		return nil
-	}
-	base := g.DeepCopy()
-	base.Status = *before
-	return client.IgnoreNotFound(r.client.Status().Patch(ctx, g, client.MergeFrom(base)))
 }

@@ -126,7 +126,7 @@ func TestGrantReconcile(t *testing.T) {
 			},
 			want: grantOutcome{Ready: available, Synced: synced, Recorded: "k1:new",
 				InKMS: map[string][]string{"k1": {"foreign Decrypt", "new Decrypt,Encrypt"}},
-				Calls: []string{"ListGrants", "CreateGrant"}, Events: []string{"Normal CreatedGrant"}},
+				Calls: []string{"ListGrants", "CreateGrant"}, Events: []string{"Normal Created"}},
 		},
 		"NoOpWhenMatching": {
 			reason: "A grant matching the spec (operations in another order) costs one ListGrants and no write.",
@@ -156,7 +156,7 @@ func TestGrantReconcile(t *testing.T) {
 			setup: func(t *testing.T, w *refWorld) { w.seedGrant(t, "old", "k1", "Decrypt") },
 			want: grantOutcome{Ready: available, Synced: synced, Recorded: "k1:new",
 				InKMS: map[string][]string{"k1": {"new Decrypt,Encrypt"}},
-				Calls: []string{"ListGrants", "CreateGrant", "RevokeGrant"}, Events: []string{"Normal CreatedGrant", "Normal RevokedGrant"}},
+				Calls: []string{"ListGrants", "CreateGrant", "RevokeGrant"}, Events: []string{"Normal Created", "Normal Revoked"}},
 		},
 		"CrashBetweenCreateAndRevoke": {
 			reason: "After a crash between creating the new grant and revoking the old, the old one is revoked and the new one kept.",
@@ -171,7 +171,7 @@ func TestGrantReconcile(t *testing.T) {
 			},
 			want: grantOutcome{Ready: available, Synced: synced, Recorded: "k1:current",
 				InKMS: map[string][]string{"k1": {"current Decrypt,Encrypt"}},
-				Calls: []string{"ListGrants", "RevokeGrant"}, Events: []string{"Normal RevokedGrant"}},
+				Calls: []string{"ListGrants", "RevokeGrant"}, Events: []string{"Normal Revoked"}},
 		},
 		"RevokeOfOldFails": {
 			reason: "When revoking the old grant fails, the record keeps the old grant so the next attempt still finds it.",
@@ -187,7 +187,7 @@ func TestGrantReconcile(t *testing.T) {
 			want: grantOutcome{Err: true, Ready: notOK(kmsv1alpha1.ReasonThrottled), Synced: notOK(kmsv1alpha1.ReasonThrottled),
 				Recorded: "k1:old", InKMS: map[string][]string{"k1": {"new Decrypt,Encrypt", "old Decrypt"}},
 				Calls:  []string{"ListGrants", "CreateGrant", "RevokeGrant"},
-				Events: []string{"Normal CreatedGrant", "Normal Throttled"}},
+				Events: []string{"Normal Created", "Normal Throttled"}},
 		},
 		"KeyChanged": {
 			reason: "A reference moved to another key gets the grant there first, then the old key's grant revoked.",
@@ -199,7 +199,7 @@ func TestGrantReconcile(t *testing.T) {
 			setup: func(t *testing.T, w *refWorld) { w.seedGrant(t, "old", "k1", "Decrypt", "Encrypt") },
 			want: grantOutcome{Ready: available, Synced: synced, Recorded: "k2:new",
 				InKMS: map[string][]string{"k2": {"new Decrypt,Encrypt"}},
-				Calls: []string{"ListGrants", "CreateGrant", "RevokeGrant"}, Events: []string{"Normal CreatedGrant", "Normal RevokedGrant"}},
+				Calls: []string{"ListGrants", "CreateGrant", "RevokeGrant"}, Events: []string{"Normal Created", "Normal Revoked"}},
 		},
 		"DriftRecreate": {
 			reason: "A grant revoked outside Kubernetes is re-created.",
@@ -210,7 +210,7 @@ func TestGrantReconcile(t *testing.T) {
 			},
 			want: grantOutcome{Ready: available, Synced: synced, Recorded: "k1:new",
 				InKMS: map[string][]string{"k1": {"new Decrypt,Encrypt"}},
-				Calls: []string{"ListGrants", "CreateGrant"}, Events: []string{"Normal CreatedGrant"}},
+				Calls: []string{"ListGrants", "CreateGrant"}, Events: []string{"Normal Created"}},
 		},
 		"WaitingForKey": {
 			reason: "A Key not applied yet is a wait with no KMS call.",
@@ -238,7 +238,7 @@ func TestGrantReconcile(t *testing.T) {
 			opts: func(o *Options) { o.AllowUnmanagedKeyReferences = true },
 			want: grantOutcome{Ready: available, Synced: synced, Recorded: "unmanaged:new", InKMS: map[string][]string{},
 				Calls:  []string{"DescribeKey", "ListResourceTags", "ListGrants", "CreateGrant"},
-				Events: []string{"Normal CreatedGrant"}},
+				Events: []string{"Normal Created"}},
 		},
 		"Revoke": {
 			reason: "Deleting the object revokes its grant (the default) and releases it.",
@@ -250,7 +250,7 @@ func TestGrantReconcile(t *testing.T) {
 			},
 			setup: func(t *testing.T, w *refWorld) { w.seedGrant(t, "current", "k1", "Decrypt", "Encrypt") },
 			want: grantOutcome{Gone: true, InKMS: map[string][]string{},
-				Calls: []string{"ListGrants", "RevokeGrant"}, Events: []string{"Normal RevokedGrant"}},
+				Calls: []string{"ListGrants", "RevokeGrant"}, Events: []string{"Normal Revoked"}},
 		},
 		"Retire": {
 			reason: "onDelete Retire retires the grant instead.",
@@ -263,7 +263,7 @@ func TestGrantReconcile(t *testing.T) {
 			},
 			setup: func(t *testing.T, w *refWorld) { w.seedGrant(t, "current", "k1", "Decrypt", "Encrypt") },
 			want: grantOutcome{Gone: true, InKMS: map[string][]string{},
-				Calls: []string{"ListGrants", "RetireGrant"}, Events: []string{"Normal RetiredGrant"}},
+				Calls: []string{"ListGrants", "RetireGrant"}, Events: []string{"Normal Retired"}},
 		},
 		"DeleteAlreadyGone": {
 			reason: "A grant already gone counts as removed.",

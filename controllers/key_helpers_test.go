@@ -15,6 +15,7 @@ import (
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 	"github.com/kmsoperator/kms-operator/internal/kmsclient"
+	"github.com/kmsoperator/kms-operator/internal/kmsclient/kmsfake"
 )
 
 // The Key tests reconcile one object, team-a/k, in cluster "test".
@@ -96,8 +97,8 @@ func withObserve() func(*kmsv1alpha1.Key) {
 // keyEnv is a fake API server and a fake KMS with one reconciler over them.
 type keyEnv struct {
 	t        *testing.T
-	provider *kmsclient.FakeProvider
-	kms      *kmsclient.Fake // the default region
+	provider *kmsfake.FakeProvider
+	kms      *kmsfake.Fake // the default region
 	c        client.Client
 	opts     Options
 	r        *KeyReconciler
@@ -110,7 +111,7 @@ func newKeyEnv(t *testing.T, objs ...client.Object) *keyEnv {
 	if err := kmsv1alpha1.AddToScheme(s); err != nil {
 		t.Fatal(err)
 	}
-	p := kmsclient.NewFakeProvider()
+	p := kmsfake.NewFakeProvider()
 	e := &keyEnv{
 		t:        t,
 		provider: p,
@@ -126,18 +127,18 @@ func newKeyEnv(t *testing.T, objs ...client.Object) *keyEnv {
 // restart: nothing is remembered in memory.
 func (e *keyEnv) restart() {
 	e.rec = events.NewFakeRecorder(100)
-	e.r = &KeyReconciler{
-		Options:        e.opts,
-		client:         e.c,
-		recorder:       e.rec,
-		created:        map[types.UID]string{},
-		malformedSince: map[types.UID]generationTime{},
-	}
+	e.r = &KeyReconciler{Options: e.opts, client: e.c, recorder: e.rec, memory: newKeyMemory()}
+}
+
+// setMalformedSince makes the reconciler remember that KMS first called
+// generation's policy malformed at since.
+func (e *keyEnv) setMalformedSince(generation int64, since time.Time) {
+	e.r.memory.with(keyTestUID, func(n *keyNotes) { n.malformedGeneration, n.malformedSince = generation, since })
 }
 
 // useKMS swaps in a fake KMS prepared before the object existed (the object
 // names one of its keys), with adoption allowed or not.
-func (e *keyEnv) useKMS(p *kmsclient.FakeProvider, allowAdoption bool) {
+func (e *keyEnv) useKMS(p *kmsfake.FakeProvider, allowAdoption bool) {
 	e.provider, e.kms = p, p.Fake("")
 	e.opts.KMS, e.opts.AllowAdoption = p, allowAdoption
 	e.restart()
@@ -261,15 +262,5 @@ func ownedBy(ns, name, cluster string) map[string]string {
 	}
 }
 
-// requeue summarises a result: "none", "resync" (the sync period with its
-// jitter) or the exact delay.
-func requeue(res ctrl.Result) string {
-	switch d := res.RequeueAfter; {
-	case d == 0:
-		return "none"
-	case d >= keySyncPeriod*9/10 && d <= keySyncPeriod*11/10:
-		return "resync"
-	default:
-		return d.String()
-	}
-}
+// requeue summarises a result of the Key tests (see requeueOf).
+func requeue(res ctrl.Result) string { return requeueOf(res, keySyncPeriod) }

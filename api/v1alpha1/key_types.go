@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"strings"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -234,3 +236,84 @@ type KeyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Key `json:"items"`
 }
+
+// The defaults below are the ones the markers and CEL rules above state. The
+// controllers use these methods instead of deriving them again, and
+// validation_test.go checks each against the API server's own defaulting and
+// CEL, so the two cannot drift apart.
+
+// Default values of KeySpec fields.
+const (
+	DefaultPendingWindowInDays  int32 = 30
+	DefaultRotationPeriodInDays int32 = 365
+)
+
+// EffectiveKeySpec is the key spec, SYMMETRIC_DEFAULT when omitted.
+func (s *KeySpec) EffectiveKeySpec() KeySpecType {
+	if s.KeySpec == "" {
+		return KeySpecSymmetricDefault
+	}
+	return s.KeySpec
+}
+
+// EffectiveOrigin is the origin, AWS_KMS when omitted.
+func (s *KeySpec) EffectiveOrigin() OriginType {
+	if s.Origin == "" {
+		return OriginAWSKMS
+	}
+	return s.Origin
+}
+
+// EffectiveKeyUsage is the declared usage, or the usual one for the key spec:
+// the same default the keyUsage CEL rules compute.
+func (s *KeySpec) EffectiveKeyUsage() KeyUsageType {
+	if s.KeyUsage != "" {
+		return s.KeyUsage
+	}
+	spec := string(s.EffectiveKeySpec())
+	switch {
+	case spec == "SYMMETRIC_DEFAULT" || spec == "SM2" || strings.HasPrefix(spec, "RSA_"):
+		return "ENCRYPT_DECRYPT"
+	case strings.HasPrefix(spec, "HMAC_"):
+		return "GENERATE_VERIFY_MAC"
+	case strings.HasPrefix(spec, "ML_KEM_"):
+		return "ENCAPSULATE_DECAPSULATE"
+	default:
+		return "SIGN_VERIFY"
+	}
+}
+
+// WantsEnabled reports whether the key should be Enabled (the default) rather
+// than Disabled.
+func (s *KeySpec) WantsEnabled() bool { return s.Enabled == nil || *s.Enabled }
+
+// EffectiveRotation reports whether automatic rotation is wanted, and its
+// period (0 when off). An omitted rotation means off.
+func (s *KeySpec) EffectiveRotation() (enabled bool, periodInDays int32) {
+	if s.Rotation == nil || !s.Rotation.Enabled {
+		return false, 0
+	}
+	if s.Rotation.PeriodInDays == 0 {
+		return true, DefaultRotationPeriodInDays
+	}
+	return true, s.Rotation.PeriodInDays
+}
+
+// OnDemandRotationRequest is the current on-demand rotation request, "" for none.
+func (s *KeySpec) OnDemandRotationRequest() string {
+	if s.Rotation == nil {
+		return ""
+	}
+	return s.Rotation.OnDemandRequest
+}
+
+// EffectivePendingWindowInDays is the deletion window, 30 days when omitted.
+func (s *KeySpec) EffectivePendingWindowInDays() int32 {
+	if s.PendingWindowInDays == 0 {
+		return DefaultPendingWindowInDays
+	}
+	return s.PendingWindowInDays
+}
+
+// Observes reports whether the key is only read (managementPolicy Observe).
+func (s *KeySpec) Observes() bool { return s.ManagementPolicy == ManagementPolicyObserve }

@@ -92,6 +92,12 @@ func NewError(op string, class Class, code, msg string) error {
 	return &Error{Op: op, Class: class, Code: code, Message: msg}
 }
 
+// CodeError returns the error KMS operation op answers with error code code,
+// classified as the SDK adapter classifies it: for fakes.
+func CodeError(op, code, msg string) error {
+	return &Error{Op: op, Class: classOf(code, nil), Code: code, Message: msg}
+}
+
 // codeClasses is the one table from KMS error codes to classes. Codes not
 // listed (KMSInternalException, DependencyTimeoutException,
 // KeyUnavailableException, ...) are Transient.
@@ -112,6 +118,8 @@ var codeClasses = map[string]Class{
 	"InvalidAliasNameException":        Invalid,
 	"InvalidMarkerException":           Invalid,
 	"InvalidKeyUsageException":         Invalid,
+	// CreateAlias answers it for the reserved alias/aws/ prefix.
+	"NotAuthorizedException": Invalid,
 	// Denied calls wait for an IAM or key policy fix: hammering them helps
 	// nobody, and the periodic resync retries them anyway.
 	"AccessDeniedException": Invalid,

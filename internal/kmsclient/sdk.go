@@ -329,7 +329,7 @@ func (c *sdkClient) CancelDeletion(ctx context.Context, keyID string) error {
 
 func (c *sdkClient) GetAlias(ctx context.Context, name string) (*Alias, error) {
 	// DescribeKey of a key id would succeed and pass for an alias.
-	if err := checkAliasPrefix(name); err != nil {
+	if err := CheckAliasName(name); err != nil {
 		return nil, err
 	}
 	key, err := c.DescribeKey(ctx, name)
@@ -344,7 +344,9 @@ func (c *sdkClient) GetAlias(ctx context.Context, name string) (*Alias, error) {
 	return &Alias{Name: name, ARN: a.String(), TargetKeyID: key.ID}, nil
 }
 
-func checkAliasPrefix(name string) error {
+// CheckAliasName refuses a name that is not an alias: DescribeKey of a key id
+// would succeed and pass for an alias.
+func CheckAliasName(name string) error {
 	if !strings.HasPrefix(name, "alias/") {
 		return &Error{Op: "DescribeKey", Class: Invalid, Message: "alias name " + name + " does not start with alias/"}
 	}

@@ -249,16 +249,16 @@ func TestAliasAppliedWithKey(t *testing.T) {
 		}
 	}
 	// Events are emitted at each change of condition, also those the poll
-	// missed; they are written asynchronously, the last one being CreatedAlias.
+	// missed; they are written asynchronously, the last one being Created.
 	var reasons map[string]bool
-	eventually(t, "the CreatedAlias event", func() (bool, string) {
+	eventually(t, "the Created event", func() (bool, string) {
 		reasons = eventReasons(t, nsMain, "Alias", a.Name)
-		return reasons["CreatedAlias"], fmt.Sprint(reasons)
+		return reasons["Created"], fmt.Sprint(reasons)
 	})
 	t.Logf("events about the Alias: %v", slices.Sorted(maps.Keys(reasons)))
 	for r := range reasons {
-		if r != kmsv1alpha1.ReasonWaitingForKey && r != "CreatedAlias" {
-			t.Errorf("event %s about the Alias; only WaitingForKey and CreatedAlias are expected", r)
+		if r != kmsv1alpha1.ReasonWaitingForKey && r != "Created" {
+			t.Errorf("event %s about the Alias; only WaitingForKey and Created are expected", r)
 		}
 	}
 }
@@ -479,9 +479,9 @@ func TestGrantLifecycle(t *testing.T) {
 			// polling may miss: the operator's events, stamped to the microsecond
 			// as it makes the calls, say which came first.
 			var created, revoked time.Time
-			eventually(t, "the CreatedGrant and RevokedGrant events", func() (bool, string) {
-				created = grantEventTime(t, g.Name, "CreatedGrant", g.Status.GrantID)
-				revoked = grantEventTime(t, g.Name, "RevokedGrant", oldID)
+			eventually(t, "the Created and Revoked events", func() (bool, string) {
+				created = grantEventTime(t, g.Name, "Created", g.Status.GrantID)
+				revoked = grantEventTime(t, g.Name, "Revoked", oldID)
 				return !created.IsZero() && !revoked.IsZero(), fmt.Sprintf("created %v, revoked %v", created, revoked)
 			})
 			if !created.Before(revoked) {
@@ -542,13 +542,13 @@ func TestGrantLifecycle(t *testing.T) {
 			if s := tokenLike(e.note); s != "" {
 				t.Errorf("%s event %s about %s %s holds a token-like string %q", e.api, e.reason, e.kind, e.name, s)
 			}
-			if e.kind == "Grant" && e.name == g.Name && e.reason == "CreatedGrant" {
+			if e.kind == "Grant" && e.name == g.Name && e.reason == "Created" {
 				ours[e.api] = true
 			}
 		}
 		// The check means something only if it saw the grant's own events.
 		if !ours["core/v1"] || !ours["events.k8s.io/v1"] {
-			t.Errorf("CreatedGrant events of %s found through %v; want both APIs", g.Name, ours)
+			t.Errorf("Created events of %s found through %v; want both APIs", g.Name, ours)
 		}
 	})
 
@@ -624,8 +624,8 @@ func TestGrantRetireOnDelete(t *testing.T) {
 		t.Errorf("onDelete Retire made %d RevokeGrant calls", n)
 	}
 	reasons := eventReasons(t, nsMain, "Grant", g.Name)
-	if !reasons["RetiredGrant"] || reasons["RevokedGrant"] {
-		t.Errorf("event reasons %v, want RetiredGrant and no RevokedGrant", reasons)
+	if !reasons["Retired"] || reasons["Revoked"] {
+		t.Errorf("event reasons %v, want Retired and no Revoked", reasons)
 	}
 }
 

@@ -23,15 +23,15 @@ var kinds = []string{"Key", "Alias", "Grant"}
 // Every Reason* constant of api/v1alpha1 must be in one of the three lists
 // below, so a new reason cannot be added without deciding its health.
 var (
-	waitingReasons  = []string{"Creating", "Updating", "WaitingForKey", "KeyNotReady", "Throttled", "ReconcileError", "Deleting", "DeletionInProgress"}
-	terminalReasons = []string{"InvalidSpec", "InvalidKeyState", "Conflict", "AdoptionRefused", "ReferenceRefused", "NotFound", "Drifted", "KMSError", "PendingDeletion", "Disabled"}
+	waitingReasons  = []string{"Updating", "WaitingForKey", "Throttled", "ReconcileError"}
+	terminalReasons = []string{"InvalidSpec", "InvalidKeyState", "Conflict", "AdoptionRefused", "ReferenceRefused", "NotFound", "Drifted"}
 	// Reasons of Ready=True or of the Synced condition only.
 	otherReasons = []string{"Available", "ReconcileSuccess", "ObserveOnly"}
 )
 
 func healthScript(t *testing.T) string {
 	t.Helper()
-	return string(readFile(t, "hack", "argocd", "health.lua"))
+	return string(readFile(t, "config", "argocd", "health.lua"))
 }
 
 // toLua converts an unstructured value the way Argo CD hands objects to its
@@ -134,8 +134,8 @@ func TestArgoCDHealth(t *testing.T) {
 			"Healthy", "Available: ok (last sync failed, retrying: Throttled: slow down)"},
 		{"ready in Observe mode", "metadata: {name: a, generation: 1}\nstatus: {observedGeneration: 1, conditions: [" + cond("Ready", "True", "Available", "the KMS key matches the spec", 1) + ", " + cond("Synced", "True", "ObserveOnly", "read only", 1) + "]}",
 			"Healthy", "Available: the KMS key matches the spec"},
-		{"Ready Unknown", "metadata: {name: a, generation: 1}\nstatus: {observedGeneration: 1, conditions: [" + cond("Ready", "Unknown", "Creating", "", 1) + "]}",
-			"Progressing", "Creating"},
+		{"Ready Unknown", "metadata: {name: a, generation: 1}\nstatus: {observedGeneration: 1, conditions: [" + cond("Ready", "Unknown", "Updating", "", 1) + "]}",
+			"Progressing", "Updating"},
 		{"terminal reason of an older generation", "metadata: {name: a, generation: 2}\nstatus: {observedGeneration: 1, conditions: [" + cond("Ready", "False", "InvalidSpec", "bad", 1) + "]}",
 			"Progressing", "Waiting for the operator to observe generation 2"},
 		{"a reason this script does not know", "metadata: {name: a, generation: 1}\nstatus: {observedGeneration: 1, conditions: [" + cond("Ready", "False", "SomethingNew", "?", 1) + "]}",
@@ -192,13 +192,19 @@ func TestArgoCDHealthCoversReasons(t *testing.T) {
 	known := slices.Concat(waitingReasons, terminalReasons, otherReasons)
 	for _, r := range reasons {
 		if !slices.Contains(known, r) {
-			t.Errorf("reason %s (api/v1alpha1/common_types.go) is not classified: decide whether Ready=False with it is Progressing (add it to `waiting` in hack/argocd/health.lua, docs/argocd-health.md and waitingReasons here) or Degraded (terminalReasons here)", r)
+			t.Errorf("reason %s (api/v1alpha1/common_types.go) is not classified: decide whether Ready=False with it is Progressing (add it to `waiting` in config/argocd/health.lua, docs/argocd-health.md and waitingReasons here) or Degraded (terminalReasons here)", r)
+		}
+	}
+	// And no reason is classified that no controller can set.
+	for _, r := range slices.Concat(waitingReasons, terminalReasons) {
+		if !slices.Contains(reasons, r) {
+			t.Errorf("reason %s is classified here but not a Reason constant in api/v1alpha1/common_types.go: remove it from the script, the docs and this test", r)
 		}
 	}
 	// The script's own list of waiting reasons is the test's.
 	m := regexp.MustCompile(`(?s)local waiting = \{(.*?)\n\}`).FindStringSubmatch(healthScript(t))
 	if m == nil {
-		t.Fatal("hack/argocd/health.lua has no `local waiting = {...}` table")
+		t.Fatal("config/argocd/health.lua has no `local waiting = {...}` table")
 	}
 	var inScript []string
 	for _, e := range regexp.MustCompile(`(\w+) = true`).FindAllStringSubmatch(m[1], -1) {
@@ -210,7 +216,7 @@ func TestArgoCDHealthCoversReasons(t *testing.T) {
 }
 
 // TestArgoCDHealthDoc: the argocd-cm snippet in docs/argocd-health.md is valid
-// YAML and holds hack/argocd/health.lua, unchanged, for each of the three kinds.
+// YAML and holds config/argocd/health.lua, unchanged, for each of the three kinds.
 func TestArgoCDHealthDoc(t *testing.T) {
 	doc := string(readFile(t, "docs", "argocd-health.md"))
 	var snippet string
@@ -244,7 +250,7 @@ func TestArgoCDHealthDoc(t *testing.T) {
 			continue
 		}
 		if got != script {
-			t.Errorf("%s in docs/argocd-health.md differs from hack/argocd/health.lua; paste the script again (indented by four spaces)", key)
+			t.Errorf("%s in docs/argocd-health.md differs from config/argocd/health.lua; paste the script again (indented by four spaces)", key)
 		}
 	}
 	if len(cm.Data) != len(kinds) {

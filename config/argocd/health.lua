@@ -3,8 +3,7 @@
 -- Reasons: api/v1alpha1/common_types.go.
 hs = {}
 local waiting = {
-  Creating = true, Updating = true, WaitingForKey = true, KeyNotReady = true,
-  Throttled = true, ReconcileError = true, Deleting = true, DeletionInProgress = true,
+  Updating = true, WaitingForKey = true, Throttled = true, ReconcileError = true,
 }
 local function describe(c)
   local m = c.reason or "Unknown"
@@ -63,7 +62,7 @@ if ready.status == "True" then
 end
 if ready.status == "False" and not waiting[ready.reason] then
   -- InvalidSpec, InvalidKeyState, Conflict, AdoptionRefused, ReferenceRefused,
-  -- NotFound, Drifted (Observe), KMSError, ...: a person must act.
+  -- NotFound, Drifted (Observe), ...: a person must act.
   hs.status = "Degraded"
   hs.message = describe(ready)
   return hs

@@ -18,6 +18,7 @@ import (
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 	"github.com/kmsoperator/kms-operator/internal/kmsclient"
+	"github.com/kmsoperator/kms-operator/internal/kmsclient/kmsfake"
 )
 
 // The Alias, Grant and KeyRef tests share one small world: namespace team-a,
@@ -47,8 +48,8 @@ func ownerTags(ns, name, cluster string) map[string]string {
 
 // refWorld is a fake KMS holding refKeys, and what the tests need to name them.
 type refWorld struct {
-	provider *kmsclient.FakeProvider
-	kms      *kmsclient.Fake // the default region
+	provider *kmsfake.FakeProvider
+	kms      *kmsfake.Fake // the default region
 	ids      map[string]string
 	arns     map[string]string
 	syms     map[string]string // key id -> symbolic name
@@ -58,7 +59,7 @@ type refWorld struct {
 
 func newRefWorld(t *testing.T) *refWorld {
 	t.Helper()
-	p := kmsclient.NewFakeProvider()
+	p := kmsfake.NewFakeProvider()
 	w := &refWorld{
 		provider: p, kms: p.Fake(""),
 		ids: map[string]string{}, arns: map[string]string{}, syms: map[string]string{}, grants: map[string]string{},
@@ -211,7 +212,7 @@ func TestKeyRefResolve(t *testing.T) {
 			} else {
 				raw = tc.raw(w)
 			}
-			target, err := resolveKeyReference(context.Background(), c, w.opts, refNS, ref, raw)
+			target, err := resolveTarget(context.Background(), c, w.opts, refNS, ref, raw)
 			var got want
 			if target != nil {
 				got.Key = w.sym(target.id)

@@ -1,0 +1,88 @@
+package controllers
+
+import (
+	"errors"
+
+	corev1 "k8s.io/api/core/v1"
+
+	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
+	"github.com/kmsoperator/kms-operator/internal/kmsclient"
+)
+
+// failure is what a reconcile error means for status, events and retries.
+type failure struct {
+	reason  string
+	message string
+	// retry: return the error so the workqueue backs off. Otherwise a person
+	// (or KMS) must change something first, and the object waits for its
+	// resync or the next spec change: no hot retries.
+	retry bool
+	// passing: the error says nothing about the KMS resource itself (a
+	// throttled or failed call), so Ready keeps what the last observation of
+	// this generation said. kstatus tools then show an object that is fine
+	// but briefly unreachable as still Ready; only Synced reports the fault.
+	passing bool
+	// eventType is Normal for expected, self-healing waits and Warning for
+	// what may need a person.
+	eventType string
+}
+
+// failureRule is one row of the table below.
+type failureRule struct {
+	reason    string
+	retry     bool
+	passing   bool
+	eventType string
+	prefix    string // put before the error's own message
+}
+
+// kmsFailures maps each class of KMS error to what it means. It is the one
+// place where the operator decides how it reacts to an error, for every kind.
+var kmsFailures = map[kmsclient.Class]failureRule{
+	kmsclient.Throttled:       {kmsv1alpha1.ReasonThrottled, true, true, corev1.EventTypeNormal, "KMS is throttling requests; retrying with backoff: "},
+	kmsclient.Transient:       {kmsv1alpha1.ReasonReconcileError, true, true, corev1.EventTypeWarning, ""},
+	kmsclient.NotFound:        {kmsv1alpha1.ReasonNotFound, true, false, corev1.EventTypeNormal, ""},
+	kmsclient.AlreadyExists:   {kmsv1alpha1.ReasonConflict, false, false, corev1.EventTypeWarning, ""},
+	kmsclient.InvalidState:    {kmsv1alpha1.ReasonInvalidKeyState, false, false, corev1.EventTypeWarning, "the key's state forbids this change: "},
+	kmsclient.Invalid:         {kmsv1alpha1.ReasonInvalidSpec, false, false, corev1.EventTypeWarning, "KMS rejected the spec; fix it and re-apply: "},
+	kmsclient.MalformedPolicy: {kmsv1alpha1.ReasonInvalidSpec, false, false, corev1.EventTypeWarning, "KMS rejected the spec; fix it and re-apply: "},
+}
+
+// failureOf maps err to a failure. The operator's own errors come first: a
+// spec error names its reason, a retryable error is retried whatever it
+// wraps; then the class of a KMS error; anything else (the API server, the
+// network) is a passing fault retried with backoff.
+func failureOf(err error) failure {
+	msg := err.Error()
+	var re *retryableError
+	if errors.As(err, &re) {
+		return failure{kmsv1alpha1.ReasonReconcileError, msg, true, true, corev1.EventTypeWarning}
+	}
+	var se *specError
+	if errors.As(err, &se) {
+		typ := corev1.EventTypeWarning
+		if se.reason == kmsv1alpha1.ReasonWaitingForKey {
+			typ = corev1.EventTypeNormal // expected while a Key and its users are applied together
+		}
+		return failure{se.reason, se.msg, false, false, typ}
+	}
+	rule := kmsFailures[kmsclient.ClassOf(err)]
+	return failure{rule.reason, rule.prefix + msg, rule.retry, rule.passing, rule.eventType}
+}
+
+// specError is a problem a person must fix in the spec or in KMS (for
+// example a refused adoption); it is not retried until something changes.
+type specError struct {
+	reason string
+	msg    string
+}
+
+func (e *specError) Error() string { return e.msg }
+
+func newSpecError(reason, msg string) error { return &specError{reason: reason, msg: msg} }
+
+// retryableError is retried with backoff whatever the class of the error it
+// wraps (for example a malformed policy while IAM may still be propagating).
+type retryableError struct{ error }
+
+func (e *retryableError) Unwrap() error { return e.error }

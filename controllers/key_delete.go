@@ -1,0 +1,93 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
+	"github.com/kmsoperator/kms-operator/internal/kmsclient"
+)
+
+// reconcileDelete releases the key as spec.deletionPolicy says; an observed
+// key is never touched.
+func (r *KeyReconciler) reconcileDelete(ctx context.Context, key *kmsv1alpha1.Key) error {
+	if !key.Spec.Observes() {
+		api, err := r.KMS.For(key.Spec.Region)
+		if err != nil {
+			return newSpecError(kmsv1alpha1.ReasonInvalidSpec, err.Error())
+		}
+		if err := r.releaseKey(ctx, api, key); err != nil {
+			return err
+		}
+	}
+	r.states.set(key.UID, "")
+	r.memory.forget(key.UID)
+	return nil
+}
+
+// releaseKey schedules the key's deletion or, with Retain, removes the
+// ownership tags. A key already gone or pending deletion counts as done.
+func (r *KeyReconciler) releaseKey(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key) error {
+	id, err := r.keyToRelease(ctx, api, key)
+	if err != nil || id == "" {
+		return err
+	}
+	if key.Spec.DeletionPolicy == kmsv1alpha1.DeletionPolicyRetain {
+		return r.retain(ctx, api, key, id)
+	}
+	k, err := api.DescribeKey(ctx, id)
+	if kmsclient.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if k.State == kmsclient.StatePendingDeletion {
+		return nil
+	}
+	when, err := api.ScheduleDeletion(ctx, id, key.Spec.EffectivePendingWindowInDays())
+	if err != nil {
+		return err
+	}
+	r.event(key, corev1.EventTypeNormal, "DeletionScheduled", "ScheduleKeyDeletion",
+		"KMS key %s scheduled for deletion on %s", id, when.UTC().Format(time.RFC3339))
+	return nil
+}
+
+// keyToRelease is the key this object holds: recorded, or recovered when an
+// earlier attempt may have created one without recording it; "" for none.
+func (r *KeyReconciler) keyToRelease(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key) (string, error) {
+	if id := key.Status.KeyID; id != "" {
+		return id, nil
+	}
+	if id := r.memory.createdID(key.UID); id != "" {
+		return id, nil
+	}
+	if !r.mayHaveCreated(key) {
+		return "", nil
+	}
+	k, err := r.recover(ctx, api, key)
+	if err != nil || k == nil {
+		return "", err
+	}
+	return k.ID, nil
+}
+
+// retain removes the ownership tags and leaves the key as it is.
+func (r *KeyReconciler) retain(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key, id string) error {
+	err := api.UntagKey(ctx, id, ownerTagKeys)
+	switch {
+	case kmsclient.IsNotFound(err):
+		return nil
+	case kmsclient.ClassOf(err) == kmsclient.InvalidState:
+		// KMS refuses to untag a key pending deletion; it is going anyway.
+		if k, derr := api.DescribeKey(ctx, id); derr == nil && k.State == kmsclient.StatePendingDeletion {
+			return nil
+		}
+	case err == nil:
+		r.event(key, corev1.EventTypeNormal, "Retained", "UntagKey", "KMS key %s retained; ownership tags removed", id)
+	}
+	return err
+}

@@ -1,0 +1,131 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
+	"github.com/kmsoperator/kms-operator/internal/kmsclient"
+)
+
+// observed is a key as KMS has it: only the aspects the spec manages are read.
+type observed struct {
+	key      *kmsclient.Key
+	policy   *string             // nil when the spec declares no policy
+	rotation *kmsclient.Rotation // nil when the key cannot rotate
+	tags     map[string]string
+}
+
+// observe finds the key this object manages (creating, adopting or
+// recovering it when there is none recorded yet) and reads the aspects the
+// spec declares.
+func (r *KeyReconciler) observe(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key) (*observed, error) {
+	id := key.Status.KeyID
+	if id == "" {
+		id = r.memory.createdID(key.UID)
+	}
+	switch {
+	case id != "":
+		return r.observeRecorded(ctx, api, key, id)
+	case key.Spec.KeyID != "":
+		k, tags, err := r.adopt(ctx, api, key)
+		if err != nil {
+			return nil, err
+		}
+		key.Status.KeyID, key.Status.ARN = k.ID, k.ARN
+		obs, err := r.readAspectsWithTags(ctx, api, key, k, tags)
+		if err == nil {
+			r.event(key, corev1.EventTypeNormal, "Adopted", "Adopt", "adopted KMS key %s", k.ID)
+		}
+		return obs, err
+	case r.mayHaveCreated(key):
+		k, err := r.recover(ctx, api, key)
+		if err != nil {
+			return nil, err
+		}
+		if k != nil {
+			key.Status.KeyID, key.Status.ARN = k.ID, k.ARN
+			return r.readAspects(ctx, api, key, k)
+		}
+	}
+	return r.create(ctx, api, key)
+}
+
+// observeRecorded reads the key whose id this object recorded.
+func (r *KeyReconciler) observeRecorded(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key, id string) (*observed, error) {
+	if s := key.Spec.KeyID; s != "" && s != id && s != key.Status.ARN {
+		return nil, newSpecError(kmsv1alpha1.ReasonInvalidSpec, fmt.Sprintf(
+			"spec.keyID is %s but this object already manages KMS key %s; one object manages one key", s, id))
+	}
+	k, err := api.DescribeKey(ctx, id)
+	if kmsclient.IsNotFound(err) {
+		return nil, newSpecError(kmsv1alpha1.ReasonNotFound, fmt.Sprintf(
+			"KMS key %s recorded in status no longer exists; delete and re-create the Key object to create a new key", id))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.readAspects(ctx, api, key, k)
+}
+
+func (r *KeyReconciler) readAspects(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key, k *kmsclient.Key) (*observed, error) {
+	tags, err := api.ListTags(ctx, k.ID)
+	if err != nil {
+		return nil, err
+	}
+	return r.readAspectsWithTags(ctx, api, key, k, tags)
+}
+
+// readAspectsWithTags reads the policy only when the spec declares one (an
+// omitted policy is KMS's business) and rotation only for keys that rotate.
+func (r *KeyReconciler) readAspectsWithTags(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key, k *kmsclient.Key, tags map[string]string) (*observed, error) {
+	obs := &observed{key: k, tags: tags}
+	if k.State == kmsclient.StatePendingDeletion {
+		// Most reads fail on a key pending deletion; the diff cancels the
+		// deletion first and the next reconcile reads the rest.
+		return obs, nil
+	}
+	if key.Spec.Policy != "" {
+		p, err := api.GetKeyPolicy(ctx, k.ID)
+		if err != nil {
+			return nil, err
+		}
+		obs.policy = &p
+	}
+	if canRotate(k) {
+		rot, err := api.GetRotation(ctx, k.ID)
+		if err != nil {
+			return nil, err
+		}
+		obs.rotation = rot
+	}
+	return obs, nil
+}
+
+// canRotate: KMS rotates only symmetric keys with KMS-made material, and
+// answers rotation calls for other keys with UnsupportedOperationException.
+func canRotate(k *kmsclient.Key) bool {
+	return k.KeySpec == string(kmsv1alpha1.KeySpecSymmetricDefault) &&
+		k.Origin == string(kmsv1alpha1.OriginAWSKMS) && k.State != kmsclient.StatePendingImport
+}
+
+// checkImmutable refuses a spec whose creation-time fields differ from the key:
+// it can only happen with an adopted key, and no call can fix it.
+func checkImmutable(key *kmsv1alpha1.Key, k *kmsclient.Key) error {
+	var bad []string
+	check := func(field, want, got string) {
+		if got != "" && want != got {
+			bad = append(bad, fmt.Sprintf("%s is %s in the spec but %s in KMS", field, want, got))
+		}
+	}
+	check("spec.keySpec", string(key.Spec.EffectiveKeySpec()), k.KeySpec)
+	check("spec.keyUsage", string(key.Spec.EffectiveKeyUsage()), k.KeyUsage)
+	check("spec.origin", string(key.Spec.EffectiveOrigin()), k.Origin)
+	if len(bad) > 0 {
+		return newSpecError(kmsv1alpha1.ReasonInvalidSpec, strings.Join(bad, "; ")+": KMS fixes these at creation, so change the spec")
+	}
+	return nil
+}

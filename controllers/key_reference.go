@@ -1,0 +1,118 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
+	"github.com/kmsoperator/kms-operator/internal/kmsclient"
+)
+
+// An Alias or a Grant names its KMS key by a Key object of its namespace
+// (keyRef) or by a raw key id, ARN or alias name. This file resolves either
+// under the tenancy rules (see the README's tenancy model).
+
+// keyTarget is the KMS key a reference resolved to.
+type keyTarget struct {
+	api kmsclient.API // of the key's region
+	id  string        // the key id, never an ARN or alias
+	arn string
+}
+
+// resolveTarget resolves a Key reference (ref) or a raw key id, ARN or alias
+// name (rawID) declared by an object in namespace ns. A ref costs no KMS
+// call; a raw id costs one DescribeKey and one ListTags (the tenancy check),
+// so call it once per reconcile.
+func resolveTarget(ctx context.Context, c client.Reader, o Options, ns string, ref *kmsv1alpha1.LocalObjectReference, rawID string) (*keyTarget, error) {
+	if ref != nil {
+		return targetOfKeyObject(ctx, c, o, ns, ref.Name)
+	}
+	api, err := o.KMS.For(regionOfARN(rawID))
+	if err != nil {
+		return nil, err
+	}
+	key, err := checkTenancy(ctx, api, o, ns, rawID)
+	if err != nil {
+		return nil, err
+	}
+	return &keyTarget{api: api, id: key.ID, arn: key.ARN}, nil
+}
+
+// targetOfKeyObject follows the Key object ns/name (references never cross
+// namespaces) to its KMS key. A Key that is missing, being deleted or not yet
+// created in KMS is a wait, not an error: the Key watch brings the referring
+// object back as soon as the Key changes.
+func targetOfKeyObject(ctx context.Context, c client.Reader, o Options, ns, name string) (*keyTarget, error) {
+	var key kmsv1alpha1.Key
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &key); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, waitingForKey("Key %s does not exist in namespace %s", name, ns)
+		}
+		return nil, err
+	}
+	switch {
+	case !key.DeletionTimestamp.IsZero():
+		return nil, waitingForKey("Key %s is being deleted", name)
+	case key.Status.KeyID == "" || key.Status.ARN == "":
+		return nil, waitingForKey("Key %s has no KMS key yet", name)
+	}
+	api, err := o.KMS.For(key.Spec.Region)
+	if err != nil {
+		return nil, err
+	}
+	return &keyTarget{api: api, id: key.Status.KeyID, arn: key.Status.ARN}, nil
+}
+
+func waitingForKey(format string, args ...any) error {
+	return newSpecError(kmsv1alpha1.ReasonWaitingForKey, "waiting for Key: "+fmt.Sprintf(format, args...))
+}
+
+// checkTenancy enforces the tenancy rule on a raw key id: a key whose
+// ownership tags name another namespace or another cluster is refused, and a
+// key without them (not managed by the operator) is refused unless
+// --allow-unmanaged-key-references is on. DescribeKey also turns an ARN or
+// alias into the key id.
+func checkTenancy(ctx context.Context, api kmsclient.API, o Options, ns, keyID string) (*kmsclient.Key, error) {
+	key, err := api.DescribeKey(ctx, keyID)
+	if kmsclient.IsNotFound(err) {
+		return nil, newSpecError(kmsv1alpha1.ReasonNotFound, fmt.Sprintf("key %s does not exist in KMS", keyID))
+	}
+	if err != nil {
+		return nil, err
+	}
+	tags, err := api.ListTags(ctx, key.ID)
+	if err != nil {
+		return nil, err
+	}
+	ownerNS, cluster := tags[kmsv1alpha1.TagOwnerNS], tags[kmsv1alpha1.TagOwnerCluster]
+	var refusal string
+	switch {
+	case tags[kmsv1alpha1.TagOwnerUID] == "" && ownerNS == "" && cluster == "":
+		if !o.AllowUnmanagedKeyReferences {
+			refusal = fmt.Sprintf("key %s is not managed by kms-operator; referencing it by id needs the operator flag --allow-unmanaged-key-references", key.ID)
+		}
+	case cluster != o.ClusterName:
+		refusal = fmt.Sprintf("key %s is managed by another cluster (%q); reference keys of this cluster only", key.ID, cluster)
+	case ownerNS != ns:
+		refusal = fmt.Sprintf("key %s belongs to a Key in another namespace; reference keys of namespace %s only", key.ID, ns)
+	}
+	if refusal != "" {
+		return nil, newSpecError(kmsv1alpha1.ReasonReferenceRefused, refusal)
+	}
+	return key, nil
+}
+
+// regionOfARN returns the region of a KMS ARN, or "" (the default region) for
+// anything else.
+func regionOfARN(s string) string {
+	// arn:partition:kms:region:account:resource
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) < 6 || parts[0] != "arn" {
+		return ""
+	}
+	return parts[3]
+}

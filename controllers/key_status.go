@@ -1,0 +1,140 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
+	"github.com/kmsoperator/kms-operator/internal/kmsclient"
+)
+
+// transitionalRecheck is when a key in a passing state (Creating, Updating,
+// Unavailable, ...) is looked at again.
+const transitionalRecheck = 30 * time.Second
+
+// recordObservation copies what KMS reported into status.
+func recordObservation(key *kmsv1alpha1.Key, obs *observed) {
+	k := obs.key
+	key.Status.KeyID, key.Status.ARN, key.Status.KeyState = k.ID, k.ARN, k.State
+	key.Status.CreationDate = timeOrNil(&k.CreationDate)
+	key.Status.DeletionDate = timeOrNil(k.DeletionDate)
+	if obs.rotation != nil {
+		rs := statusRotation(key)
+		rs.Enabled, rs.PeriodInDays = obs.rotation.Enabled, obs.rotation.PeriodInDays
+		rs.NextRotationDate = timeOrNil(obs.rotation.NextRotationDate)
+	}
+}
+
+// recordApplied updates status to what the applied changes made of the key,
+// instead of spending reads to see it.
+func recordApplied(key *kmsv1alpha1.Key, obs *observed) {
+	if obs.key.State == kmsclient.StatePendingDeletion {
+		key.Status.KeyState, key.Status.DeletionDate = kmsclient.StateDisabled, nil
+	}
+	switch key.Status.KeyState {
+	case kmsclient.StateEnabled, kmsclient.StateDisabled:
+		key.Status.KeyState = kmsclient.StateDisabled
+		if key.Spec.WantsEnabled() {
+			key.Status.KeyState = kmsclient.StateEnabled
+		}
+	}
+	if obs.rotation == nil || obs.key.State == kmsclient.StatePendingDeletion {
+		return
+	}
+	rs := statusRotation(key)
+	on, period := key.Spec.EffectiveRotation()
+	if rs.Enabled != on || (on && rs.PeriodInDays != period) {
+		rs.Enabled, rs.PeriodInDays, rs.NextRotationDate = on, 0, nil
+		if on {
+			rs.PeriodInDays = period
+			next := metav1.NewTime(time.Now().AddDate(0, 0, int(period)).UTC().Truncate(time.Second))
+			rs.NextRotationDate = &next
+		}
+	}
+}
+
+// reportApplied sets the conditions of a Key whose spec was applied: Ready
+// follows the key's state in KMS.
+func (r *KeyReconciler) reportApplied(key *kmsv1alpha1.Key, obs *observed, applied []string) ctrl.Result {
+	setSynced(key, true, kmsv1alpha1.ReasonReconcileSuccess, syncedMessage(applied))
+	if obs.key.State == kmsclient.StatePendingDeletion {
+		// The other aspects could not be read while the deletion was pending.
+		setReady(key, false, kmsv1alpha1.ReasonUpdating, "the key's scheduled deletion was cancelled; reading the key again")
+		return ctrl.Result{RequeueAfter: time.Second}
+	}
+	switch key.Status.KeyState {
+	case kmsclient.StateEnabled, kmsclient.StateDisabled:
+		setReady(key, true, kmsv1alpha1.ReasonAvailable, "the KMS key matches the spec")
+		return resync(r.SyncPeriod)
+	case kmsclient.StatePendingImport:
+		setReady(key, false, kmsv1alpha1.ReasonInvalidKeyState,
+			"the key waits for its key material: import it with GetParametersForImport and ImportKeyMaterial (origin EXTERNAL)")
+		return resync(r.SyncPeriod)
+	default:
+		setReady(key, false, kmsv1alpha1.ReasonInvalidKeyState,
+			fmt.Sprintf("the key is %s in KMS; waiting for it to settle", key.Status.KeyState))
+		return ctrl.Result{RequeueAfter: transitionalRecheck}
+	}
+}
+
+// reportObserved is the Observe policy's outcome: differences are reported,
+// never fixed.
+func (r *KeyReconciler) reportObserved(key *kmsv1alpha1.Key, ds []difference) ctrl.Result {
+	setSynced(key, true, kmsv1alpha1.ReasonObserveOnly, "managementPolicy is Observe: the key is read, never written")
+	if len(ds) == 0 {
+		setReady(key, true, kmsv1alpha1.ReasonAvailable, "the KMS key matches the spec")
+		return resync(r.SyncPeriod)
+	}
+	aspects := make([]string, len(ds))
+	for i, d := range ds {
+		aspects[i] = d.aspect
+	}
+	msg := "the KMS key differs from the spec in: " + strings.Join(aspects, ", ")
+	if c := findCondition(key, kmsv1alpha1.ConditionReady); c == nil || c.Message != msg {
+		r.event(key, corev1.EventTypeWarning, kmsv1alpha1.ReasonDrifted, "Observe", "%s", msg)
+	}
+	setReady(key, false, kmsv1alpha1.ReasonDrifted, msg)
+	return resync(r.SyncPeriod)
+}
+
+// eventChanges emits one event for the changes made: drift corrections when
+// the spec had already been applied, plain updates otherwise.
+func (r *KeyReconciler) eventChanges(key *kmsv1alpha1.Key, applied []string) {
+	if len(applied) == 0 {
+		return
+	}
+	synced := findCondition(key, kmsv1alpha1.ConditionSynced)
+	if key.Status.ObservedGeneration == key.Generation && synced != nil && synced.Status == metav1.ConditionTrue {
+		r.event(key, corev1.EventTypeWarning, "DriftCorrected", "Update",
+			"KMS key %s had drifted from the spec in: %s; corrected", key.Status.KeyID, strings.Join(applied, ", "))
+		return
+	}
+	r.event(key, corev1.EventTypeNormal, "Updated", "Update", "KMS key %s updated: %s", key.Status.KeyID, strings.Join(applied, ", "))
+}
+
+func syncedMessage(applied []string) string {
+	if len(applied) == 0 {
+		return "the spec is applied"
+	}
+	return "the spec is applied; changed: " + strings.Join(applied, ", ")
+}
+
+func statusRotation(key *kmsv1alpha1.Key) *kmsv1alpha1.KeyRotationStatus {
+	if key.Status.Rotation == nil {
+		key.Status.Rotation = &kmsv1alpha1.KeyRotationStatus{}
+	}
+	return key.Status.Rotation
+}
+
+func timeOrNil(t *time.Time) *metav1.Time {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	mt := metav1.NewTime(t.UTC().Truncate(time.Second))
+	return &mt
+}

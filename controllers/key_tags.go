@@ -1,0 +1,71 @@
+package controllers
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
+)
+
+// ownerTagKeys are the ownership tags the operator puts on every key it
+// creates or adopts; Retain removes them.
+var ownerTagKeys = []string{kmsv1alpha1.TagOwnerUID, kmsv1alpha1.TagOwnerNS, kmsv1alpha1.TagOwnerName, kmsv1alpha1.TagOwnerCluster}
+
+// desiredTags is the spec's tags plus the ownership tags that tie the key to
+// this object: they make crash recovery and tenancy checks possible. An
+// observed key is never claimed, so it wants the spec's tags only.
+func desiredTags(key *kmsv1alpha1.Key, cluster string) map[string]string {
+	tags := maps.Clone(key.Spec.Tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	if key.Spec.Observes() {
+		return tags
+	}
+	tags[kmsv1alpha1.TagOwnerUID] = string(key.UID)
+	tags[kmsv1alpha1.TagOwnerNS] = key.Namespace
+	tags[kmsv1alpha1.TagOwnerName] = key.Name
+	tags[kmsv1alpha1.TagOwnerCluster] = cluster
+	return tags
+}
+
+// changedTags are the wanted tags that are missing or have another value.
+func changedTags(want, got map[string]string) map[string]string {
+	set := map[string]string{}
+	for k, v := range want {
+		if cur, ok := got[k]; !ok || cur != v {
+			set[k] = v
+		}
+	}
+	return set
+}
+
+// extraTags are tags the spec does not declare. Reserved operator tags are
+// never removed: they may belong to another object's claim.
+func extraTags(want, got map[string]string) []string {
+	var del []string
+	for k := range got {
+		if _, ok := want[k]; !ok && !strings.HasPrefix(k, kmsv1alpha1.TagPrefix) {
+			del = append(del, k)
+		}
+	}
+	slices.Sort(del)
+	return del
+}
+
+// otherOwner reports whether a key's ownership tags name an object other than
+// key. A Key re-created with the same namespace and name (a new UID) is the
+// same owner: that is how a deleted and re-applied Key gets its key back.
+func otherOwner(tags map[string]string, key *kmsv1alpha1.Key, cluster string) (string, bool) {
+	ns, name := tags[kmsv1alpha1.TagOwnerNS], tags[kmsv1alpha1.TagOwnerName]
+	if ns == "" && name == "" && tags[kmsv1alpha1.TagOwnerUID] == "" {
+		return "", false
+	}
+	c := tags[kmsv1alpha1.TagOwnerCluster]
+	if c != cluster || ns != key.Namespace || name != key.Name {
+		return fmt.Sprintf("Key %s/%s in cluster %q", ns, name, c), true
+	}
+	return "", false
+}

@@ -1,0 +1,168 @@
+package controllers
+
+import (
+	"context"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
+)
+
+// object is what every kind the operator reconciles is: a namespaced object
+// whose status has Ready and Synced conditions and an observedGeneration.
+type object interface {
+	client.Object
+	GetConditions() []metav1.Condition
+	SetConditions([]metav1.Condition)
+	SetObservedGeneration(int64)
+}
+
+// steps are what a kind adds to the lifecycle: everything else (reading the
+// object, the finalizer, errors, status, events, metrics) is shared.
+type steps[T object] interface {
+	// newObject returns an empty object of the kind.
+	newObject() T
+	// prepare says what obj's metadata needs before the kind writes to KMS:
+	// whether it needs the finalizer, and any other change (nil for none).
+	// The lifecycle writes both in one patch before reconcileNormal runs.
+	prepare(obj T) (finalizer bool, mutate func())
+	// reconcileNormal makes KMS match obj and sets its success conditions.
+	reconcileNormal(ctx context.Context, obj T) (ctrl.Result, error)
+	// reconcileDelete releases obj's KMS resources; the lifecycle then drops
+	// the finalizer. It runs only while the finalizer is there.
+	reconcileDelete(ctx context.Context, obj T) error
+}
+
+// lifecycle is the one reconcile loop every kind goes through, in the shape
+// of Cluster API's reconcileNormal/reconcileDelete with a status write at the
+// end of every path:
+//
+//  1. get the object (gone: nothing to do);
+//  2. being deleted: the kind's delete step, then drop the finalizer;
+//     otherwise: the finalizer (and the kind's metadata) before any KMS write,
+//     then the kind's normal step;
+//  3. finish: map an error to conditions, an event and a retry decision
+//     (errors.go), count the outcome, and write status once, only when it
+//     changed.
+type lifecycle[T object] struct {
+	kind     string // "Key", "Alias", "Grant": metrics and messages
+	client   client.Client
+	recorder events.EventRecorder
+	steps    steps[T]
+	options  Options
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (l *lifecycle[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj := l.steps.newObject()
+	if err := l.client.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !obj.GetDeletionTimestamp().IsZero() {
+		if !controllerutil.ContainsFinalizer(obj, kmsv1alpha1.Finalizer) {
+			return ctrl.Result{}, nil // released; nothing left to write
+		}
+		orig := obj.DeepCopyObject().(T)
+		err := l.steps.reconcileDelete(ctx, obj)
+		if err == nil {
+			err = l.dropFinalizer(ctx, obj)
+		}
+		return l.finish(ctx, orig, obj, ctrl.Result{}, err)
+	}
+	if err := l.prepare(ctx, obj); err != nil {
+		// Most often a conflict with a stale cache: no KMS call was made and
+		// nothing is known about KMS, so there is nothing to report.
+		return ctrl.Result{}, err
+	}
+	orig := obj.DeepCopyObject().(T)
+	res, err := l.steps.reconcileNormal(ctx, obj)
+	return l.finish(ctx, orig, obj, res, err)
+}
+
+// prepare writes, in one patch and before any KMS write, the finalizer and
+// whatever else the kind needs in the object's metadata. The optimistic lock
+// keeps finalizers and annotations others write meanwhile.
+func (l *lifecycle[T]) prepare(ctx context.Context, obj T) error {
+	finalizer, mutate := l.steps.prepare(obj)
+	addFinalizer := finalizer && !controllerutil.ContainsFinalizer(obj, kmsv1alpha1.Finalizer)
+	if !addFinalizer && mutate == nil {
+		return nil
+	}
+	base := obj.DeepCopyObject().(T)
+	if addFinalizer {
+		controllerutil.AddFinalizer(obj, kmsv1alpha1.Finalizer)
+	}
+	if mutate != nil {
+		mutate()
+	}
+	return l.client.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+}
+
+// dropFinalizer lets Kubernetes delete obj once its KMS resources are released.
+func (l *lifecycle[T]) dropFinalizer(ctx context.Context, obj T) error {
+	base := obj.DeepCopyObject().(T)
+	controllerutil.RemoveFinalizer(obj, kmsv1alpha1.Finalizer)
+	return client.IgnoreNotFound(l.client.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})))
+}
+
+// finish reports err (nil: the kind already set its conditions), counts the
+// outcome and writes the status when it differs from orig's. It returns the
+// retry decision: a retried failure goes back to the workqueue's backoff, a
+// terminal one waits for the resync period or a change.
+func (l *lifecycle[T]) finish(ctx context.Context, orig, obj T, res ctrl.Result, err error) (ctrl.Result, error) {
+	reason := kmsv1alpha1.ReasonReconcileSuccess
+	if err != nil {
+		f := failureOf(err)
+		reason = f.reason
+		l.reportFailure(obj, f)
+		if f.retry {
+			res = ctrl.Result{}
+		} else {
+			res, err = resync(l.options.SyncPeriod), nil
+		}
+	} else if c := findCondition(obj, kmsv1alpha1.ConditionSynced); c != nil {
+		reason = c.Reason
+	}
+	reconcileOutcomes.WithLabelValues(l.kind, reason).Inc()
+
+	obj.SetObservedGeneration(obj.GetGeneration())
+	if released(obj) {
+		return res, err
+	}
+	if perr := l.writeStatus(ctx, orig, obj); perr != nil {
+		ctrl.LoggerFrom(ctx).Error(perr, "writing status")
+		if err == nil {
+			return ctrl.Result{}, perr
+		}
+	}
+	return res, err
+}
+
+// writeStatus patches the status subresource with what changed since orig,
+// and not at all when nothing did.
+func (l *lifecycle[T]) writeStatus(ctx context.Context, orig, obj T) error {
+	patch := client.MergeFrom(orig)
+	data, err := patch.Data(obj)
+	if err != nil {
+		return err
+	}
+	if string(data) == "{}" {
+		return nil
+	}
+	err = l.client.Status().Patch(ctx, obj, patch)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// released reports whether obj is on its way out with its finalizer gone:
+// there is no status left to write.
+func released(obj client.Object) bool {
+	return !obj.GetDeletionTimestamp().IsZero() && !controllerutil.ContainsFinalizer(obj, kmsv1alpha1.Finalizer)
+}

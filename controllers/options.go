@@ -1,0 +1,80 @@
+// Package controllers holds the Key, Alias and Grant reconcilers. They share
+// one lifecycle (lifecycle.go); each kind adds only its own steps.
+package controllers
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/kmsoperator/kms-operator/internal/kmsclient"
+)
+
+// Options configure every reconciler; main.go fills them from flags.
+type Options struct {
+	KMS                         kmsclient.Provider
+	SyncPeriod                  time.Duration
+	MaxConcurrentReconciles     int
+	ClusterName                 string
+	AllowAdoption               bool
+	AllowUnmanagedKeyReferences bool
+}
+
+// The RBAC every reconciler needs besides its own kind. The reconcilers only
+// ever patch (objects and their status) and set no ownerReferences, so the
+// ClusterRole has no update verb and no finalizers subresource: least privilege
+// that the e2e suite proves sufficient by running the operator with it.
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// SetupAll registers every controller with the manager.
+func SetupAll(mgr ctrl.Manager, o Options) error {
+	return errors.Join(
+		(&KeyReconciler{Options: o}).SetupWithManager(mgr),
+		(&AliasReconciler{Options: o}).SetupWithManager(mgr),
+		(&GrantReconciler{Options: o}).SetupWithManager(mgr),
+	)
+}
+
+// newController builds the controller of one kind, triggered by spec changes
+// only: the operator's own status writes would otherwise cost a KMS
+// observation each, and drift is caught by the resync period.
+func newController(mgr ctrl.Manager, kind string, forObject client.Object, o Options) *builder.Builder {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(strings.ToLower(kind)).
+		For(forObject, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controllerOptions(o))
+}
+
+// controllerOptions are shared by the reconcilers. Failures back off from one
+// second to five minutes: KMS quotas are small and shared by the whole account,
+// so the default 5 ms start would turn an outage into a retry storm.
+func controllerOptions(o Options) controller.Options {
+	n := o.MaxConcurrentReconciles
+	if n < 1 {
+		n = 1
+	}
+	return controller.Options{
+		MaxConcurrentReconciles: n,
+		RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 5*time.Minute),
+	}
+}
+
+// resync is when a healthy object is next observed in KMS to catch drift. The
+// jitter spreads the resyncs of objects created together, so a thousand keys
+// do not all hit the read quotas in the same second.
+func resync(period time.Duration) ctrl.Result {
+	if period <= 0 {
+		return ctrl.Result{}
+	}
+	jitter := time.Duration(rand.Int64N(int64(period)/5+1)) - period/10
+	return ctrl.Result{RequeueAfter: period + jitter}
+}
