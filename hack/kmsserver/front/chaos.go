@@ -116,6 +116,9 @@ type Config struct {
 	// AccessKeys maps extra access key ids to the account they sign for
 	// (as its root user); other keys sign for the default account.
 	AccessKeys map[string]string `json:"accessKeys,omitempty"`
+	// ClockOffset moves the server's clock forward: lags, windows, deletion
+	// dates, credential and key material expiry, last usage.
+	ClockOffset Duration `json:"clockOffset,omitempty"`
 }
 
 // Fault injects one kind of fault into a share of an operation's requests.
@@ -226,9 +229,17 @@ func ConfigFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 	accessKeys := &listFlag{env: getenv("KMS_ACCESS_KEYS")}
 	fs.Var(accessKeys, "access-key", "`AKID=ACCOUNT`: requests signed with access key AKID are account ACCOUNT's root;\n"+
 		"other keys sign for --account-id; repeatable (env KMS_ACCESS_KEYS, comma-separated)")
+	clockOffset := fs.String("clock-offset", getenv("KMS_CLOCK_OFFSET"), "move the server's clock forward by this `duration` (env KMS_CLOCK_OFFSET)")
 	return func() (Config, error) {
 		var err error
 		cfg := Config{Quotas: *quotas}
+		if *clockOffset != "" {
+			d, err := time.ParseDuration(*clockOffset)
+			if err != nil {
+				return Config{}, fmt.Errorf("clock offset: %w", err)
+			}
+			cfg.ClockOffset = Duration(d)
+		}
 		if cfg.Consistency, err = consistency(); err != nil {
 			return Config{}, err
 		}
@@ -442,6 +453,9 @@ func (f *Front) normalize(cfg *Config) error {
 	}
 	if len(cfg.AccessKeys) == 0 {
 		cfg.AccessKeys = nil
+	}
+	if cfg.ClockOffset < 0 {
+		return fmt.Errorf("clock offset %s is negative: the server's clock only moves forward", time.Duration(cfg.ClockOffset))
 	}
 	return nil
 }

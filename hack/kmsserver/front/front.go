@@ -52,8 +52,9 @@ type Front struct {
 	dataDir                       string
 	defaultRegion, defaultAccount string
 	logger                        *logrus.Logger
-	// now is the server's one clock: windows, lags, grant and key dates.
-	now func() time.Time
+	// clock is the machine's clock (a test's fake one); now() moves it by
+	// the configuration's clockOffset.
+	clock func() time.Time
 
 	// mu serializes the requests served: local-kms reads package-level
 	// config (region and account) while it serves, and the front's
@@ -103,7 +104,7 @@ func New(opts Options) (*Front, error) {
 	}
 	f := &Front{
 		dataDir: opts.DataDir, defaultRegion: opts.Region, defaultAccount: opts.AccountID,
-		logger: logger, now: time.Now,
+		logger: logger, clock: time.Now,
 		tenants: map[string]*tenant{}, accounts: map[string]*store[accountData]{},
 		counts:     counter{m: map[string]map[string]*opCount{}},
 		requests:   newRequestLog(opts.RequestsKept),
@@ -157,6 +158,13 @@ func New(opts Options) (*Front, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// now is the server's one clock: windows, lags, grant, key, credential and
+// key material dates, all moved by the configuration's clockOffset so that a
+// test can make weeks pass.
+func (f *Front) now() time.Time {
+	return f.clock().Add(time.Duration(f.policy.Load().cfg.ClockOffset))
 }
 
 // openDatabase turns goleveldb's panic (e.g. the directory is locked by another
@@ -324,6 +332,9 @@ func (f *Front) serveKMS(c *call, raw []byte) handler.Response {
 		return resp
 	}
 	c.body = c.t.toInternal(raw)
+	if c.op == "ListKeys" || c.op == "ListAliases" {
+		c.t.purgeExpiredKeys(c.now)
+	}
 	arn := c.t.targetKey(refs)
 	answer, restore := f.prepareKey(c, arn)
 	if !answer.Empty() {

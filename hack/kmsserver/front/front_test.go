@@ -48,7 +48,7 @@ func startWith(t *testing.T, opts Options, clock *fakeClock) *server {
 		t.Fatal(err)
 	}
 	if clock != nil {
-		f.now = clock.Now
+		f.clock = clock.Now
 	}
 	srv := httptest.NewServer(f)
 	s := &server{front: f, http: srv}

@@ -68,6 +68,7 @@ func (f *Front) getResources(c *call) handler.Response {
 	if !kmsKeyType(in.ResourceTypeFilters) {
 		return jsonResponse(200, map[string]any{"ResourceTagMappingList": page, "PaginationToken": ""})
 	}
+	c.t.purgeExpiredKeys(c.now)
 	keys, err := c.t.db.ListKeys(c.t.arnPrefix()+"key/", math.MaxInt64, "")
 	if err != nil {
 		return errorResponse(500, "InternalServiceException", err.Error())

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -37,6 +38,8 @@ type tenant struct {
 	// revoked are grants revoked or retired less than grantListLag ago,
 	// which ListGrants still shows.
 	revoked []revokedGrant
+	// sweptAt is when purgeExpiredKeys last ran.
+	sweptAt time.Time
 }
 
 func tenantID(account, region string) string { return account + "/" + region }
@@ -238,12 +241,42 @@ func (t *tenant) purgeExpired(arn string, now time.Time) bool {
 	if !expired(key.GetMetadata(), now) {
 		return false
 	}
+	t.deleteKey(key)
+	return true
+}
+
+// deleteKey deletes a key with its tags and aliases: "Deleting a KMS key
+// deletes all metadata associated with it", aliases included
+// (https://docs.aws.amazon.com/kms/latest/developerguide/deleting-keys.html).
+func (t *tenant) deleteKey(key cmk.Key) {
+	arn := key.GetArn()
 	tags, _ := t.db.ListTags(arn, maxTagsPerKey+1, "")
 	for _, tg := range tags {
 		_ = t.db.DeleteObject(arn + "/tag/" + tg.TagKey)
 	}
+	aliases, _ := t.db.ListAlias(t.arnPrefix()+"alias/", math.MaxInt64, "", key.GetMetadata().KeyId)
+	for _, a := range aliases {
+		_ = t.db.DeleteObject(a.AliasArn)
+	}
 	_ = t.db.DeleteObject(arn)
-	return true
+}
+
+// purgeExpiredKeys deletes every key of the tenant whose deletion date has
+// passed by the server's clock. local-kms does so by the machine's clock
+// when it lists keys, so this is needed only while the server's clock is
+// ahead of the machine's (clockOffset, a test's clock); it runs at most once
+// a second.
+func (t *tenant) purgeExpiredKeys(now time.Time) {
+	if !now.After(time.Now().Add(time.Second)) || now.Sub(t.sweptAt) < time.Second {
+		return
+	}
+	t.sweptAt = now
+	keys, _ := t.db.ListKeys(t.arnPrefix()+"key/", math.MaxInt64, "")
+	for _, key := range keys {
+		if expired(key.GetMetadata(), now) {
+			t.deleteKey(key)
+		}
+	}
 }
 
 func expired(md *cmk.KeyMetadata, now time.Time) bool {
