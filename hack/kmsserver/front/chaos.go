@@ -119,6 +119,11 @@ type Config struct {
 	// ClockOffset moves the server's clock forward: lags, windows, deletion
 	// dates, credential and key material expiry, last usage.
 	ClockOffset Duration `json:"clockOffset,omitempty"`
+	// Roles are the IAM roles STS AssumeRole can assume.
+	Roles []Role `json:"roles,omitempty"`
+	// ServiceQuotasAccessDenied lists accounts whose ListServiceQuotas
+	// answers AccessDeniedException.
+	ServiceQuotasAccessDenied []string `json:"serviceQuotasAccessDenied,omitempty"`
 }
 
 // Fault injects one kind of fault into a share of an operation's requests.
@@ -229,10 +234,24 @@ func ConfigFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 	accessKeys := &listFlag{env: getenv("KMS_ACCESS_KEYS")}
 	fs.Var(accessKeys, "access-key", "`AKID=ACCOUNT`: requests signed with access key AKID are account ACCOUNT's root;\n"+
 		"other keys sign for --account-id; repeatable (env KMS_ACCESS_KEYS, comma-separated)")
+	roles := fs.String("roles", getenv("KMS_ROLES"), "IAM roles STS AssumeRole can assume, a JSON array:\n"+
+		`[{"arn":"arn:aws:iam::222233334444:role/op","trust":["arn:aws:iam::111122223333:root"],"externalID":"x","maxSessionDuration":"1h"}]`+
+		" (env KMS_ROLES)")
+	quotasDenied := &listFlag{env: getenv("KMS_SERVICE_QUOTAS_ACCESS_DENIED")}
+	fs.Var(quotasDenied, "service-quotas-access-denied", "`ACCOUNT` whose ListServiceQuotas answers AccessDeniedException;\n"+
+		"repeatable (env KMS_SERVICE_QUOTAS_ACCESS_DENIED, comma-separated)")
 	clockOffset := fs.String("clock-offset", getenv("KMS_CLOCK_OFFSET"), "move the server's clock forward by this `duration` (env KMS_CLOCK_OFFSET)")
 	return func() (Config, error) {
 		var err error
 		cfg := Config{Quotas: *quotas}
+		if denied := quotasDenied.values(); len(denied) > 0 {
+			cfg.ServiceQuotasAccessDenied = denied
+		}
+		if *roles != "" {
+			if err := json.Unmarshal([]byte(*roles), &cfg.Roles); err != nil {
+				return Config{}, fmt.Errorf("roles: %w", err)
+			}
+		}
 		if *clockOffset != "" {
 			d, err := time.ParseDuration(*clockOffset)
 			if err != nil {
@@ -344,7 +363,7 @@ func (f *Front) knownOp(op string) bool {
 	_, l := f.ops[op]
 	_, h := f.handled[op]
 	_, g := f.tagging[op]
-	return q || l || h || g || slices.Contains(cryptoOps, op)
+	return q || l || h || g || stsActions[op] || op == "ListServiceQuotas" || slices.Contains(cryptoOps, op)
 }
 
 // compile checks cfg and builds its policy; cfg is normalized in place.
@@ -454,6 +473,22 @@ func (f *Front) normalize(cfg *Config) error {
 	if len(cfg.AccessKeys) == 0 {
 		cfg.AccessKeys = nil
 	}
+	for i := range cfg.Roles {
+		if err := cfg.Roles[i].check(); err != nil {
+			return err
+		}
+	}
+	if len(cfg.Roles) == 0 {
+		cfg.Roles = nil
+	}
+	for _, account := range cfg.ServiceQuotasAccessDenied {
+		if !accountPattern.MatchString(account) {
+			return fmt.Errorf("serviceQuotasAccessDenied: account %q is not 12 digits", account)
+		}
+	}
+	if len(cfg.ServiceQuotasAccessDenied) == 0 {
+		cfg.ServiceQuotasAccessDenied = nil
+	}
 	if cfg.ClockOffset < 0 {
 		return fmt.Errorf("clock offset %s is negative: the server's clock only moves forward", time.Duration(cfg.ClockOffset))
 	}
@@ -551,6 +586,8 @@ func (f *Front) SetConfig(cfg Config) error {
 	cfg.Quota = maps.Clone(cfg.Quota)
 	cfg.Faults = slices.Clone(cfg.Faults)
 	cfg.AccessKeys = maps.Clone(cfg.AccessKeys)
+	cfg.Roles = cloneRoles(cfg.Roles)
+	cfg.ServiceQuotasAccessDenied = slices.Clone(cfg.ServiceQuotasAccessDenied)
 	p, err := f.compile(&cfg)
 	if err != nil {
 		return err
@@ -565,7 +602,17 @@ func (f *Front) Config() Config {
 	cfg.Quota = maps.Clone(cfg.Quota)
 	cfg.Faults = slices.Clone(cfg.Faults)
 	cfg.AccessKeys = maps.Clone(cfg.AccessKeys)
+	cfg.Roles = cloneRoles(cfg.Roles)
+	cfg.ServiceQuotasAccessDenied = slices.Clone(cfg.ServiceQuotasAccessDenied)
 	return cfg
+}
+
+func cloneRoles(roles []Role) []Role {
+	roles = slices.Clone(roles)
+	for i := range roles {
+		roles[i].Trust = slices.Clone(roles[i].Trust)
+	}
+	return roles
 }
 
 // faultAnswers are the answers of the faults, in the form each API gives
@@ -578,6 +625,22 @@ var faultAnswers = map[string]map[string]handler.Response{
 		FaultThrottle: {Code: 400, Body: `{"__type":"ThrottlingException","message":"Rate exceeded"}`},
 		FaultInternal: {Code: 500, Body: `{"__type":"KMSInternalException","message":"An internal error occurred. Try again."}`},
 		FaultTimeout:  {Code: 503, Body: `{"__type":"DependencyTimeoutException","message":"The system timed out while trying to fulfill the request. You can retry the request."}`},
+	},
+	// Service Quotas' errors are TooManyRequestsException and
+	// ServiceException
+	// (https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListServiceQuotas.html#API_ListServiceQuotas_Errors).
+	quotasTarget: {
+		FaultThrottle: {Code: 400, Body: `{"__type":"TooManyRequestsException","Message":"Rate exceeded"}`},
+		FaultInternal: {Code: 500, Body: `{"__type":"ServiceException","Message":"Something went wrong."}`},
+		FaultTimeout:  {Code: 503, Body: `{"__type":"ServiceException","Message":"The request timed out."}`},
+	},
+	// STS throttles with Throttling and fails with InternalFailure and
+	// ServiceUnavailable, its common errors
+	// (https://docs.aws.amazon.com/STS/latest/APIReference/CommonErrors.html).
+	stsAPI: {
+		FaultThrottle: stsError(400, "Throttling", "Rate exceeded"),
+		FaultInternal: stsError(500, "InternalFailure", "The request processing has failed because of an unknown error, exception or failure."),
+		FaultTimeout:  stsError(503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server."),
 	},
 	taggingTarget: {
 		FaultThrottle: {Code: 400, Body: `{"__type":"ThrottledException","Message":"Rate exceeded"}`},

@@ -9,12 +9,16 @@ package front
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -64,6 +68,9 @@ type Front struct {
 	tenants  map[string]*tenant
 	accounts map[string]*store[accountData]
 
+	// sessions are the temporary access keys AssumeRole issued.
+	sessions *store[sessionData]
+
 	counts     counter
 	requests   *requestLog
 	principals principals
@@ -95,6 +102,10 @@ func New(opts Options) (*Front, error) {
 	if err := migrateLayout(opts.DataDir, opts.AccountID, opts.Region); err != nil {
 		return nil, fmt.Errorf("moving the state to its tenant directory: %w", err)
 	}
+	sessions, err := openSessions(filepath.Join(opts.DataDir, "sts-sessions.json"))
+	if err != nil {
+		return nil, err
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = logrus.New()
@@ -104,7 +115,7 @@ func New(opts Options) (*Front, error) {
 	}
 	f := &Front{
 		dataDir: opts.DataDir, defaultRegion: opts.Region, defaultAccount: opts.AccountID,
-		logger: logger, clock: time.Now,
+		logger: logger, clock: time.Now, sessions: sessions,
 		tenants: map[string]*tenant{}, accounts: map[string]*store[accountData]{},
 		counts:     counter{m: map[string]map[string]*opCount{}},
 		requests:   newRequestLog(opts.RequestsKept),
@@ -206,31 +217,53 @@ func (f *Front) closeLocked() {
 	}
 }
 
-// The X-Amz-Target prefixes of the two APIs served.
+// The APIs served: the JSON 1.1 ones by their X-Amz-Target prefix, and STS,
+// which speaks the Query protocol (a form-encoded POST whose Action names
+// the operation, https://docs.aws.amazon.com/STS/latest/APIReference/CommonParameters.html).
 const (
 	kmsTarget     = "TrentService."
 	taggingTarget = "ResourceGroupsTaggingAPI_20170126."
+	quotasTarget  = "ServiceQuotasV20190624."
+	stsAPI        = "sts"
 )
 
-// operation splits an X-Amz-Target header into its API (its prefix) and
-// operation name.
-func operation(target string) (api, op string) {
-	if op, ok := strings.CutPrefix(target, taggingTarget); ok {
-		return taggingTarget, op
+// operation finds a request's API and operation name: by its X-Amz-Target
+// header, or for a form without one, by the STS Action it names (the form
+// is read, and put back for serving).
+func operation(r *http.Request) (api, op string) {
+	target := r.Header.Get("X-Amz-Target")
+	for _, prefix := range []string{taggingTarget, quotasTarget} {
+		if op, ok := strings.CutPrefix(target, prefix); ok {
+			return prefix, op
+		}
+	}
+	if target == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if form, err := url.ParseQuery(string(body)); err == nil && stsActions[form.Get("Action")] {
+			return stsAPI, form.Get("Action")
+		}
 	}
 	return kmsTarget, strings.TrimPrefix(target, kmsTarget)
 }
+
+// contentTypes are the answers' content types by API.
+var contentTypes = map[string]string{stsAPI: "text/xml"}
 
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if serve, ok := f.endpoints[r.URL.Path]; ok {
 		serve(w, r)
 		return
 	}
-	api, op := operation(r.Header.Get("X-Amz-Target"))
+	api, op := operation(r)
 	who, err := f.caller(r)
 	tid := tenantID(who.account, who.region)
 	entry := requestEntry{Time: f.now(), Operation: op, Account: who.account, Region: who.region,
 		AccessKey: who.accessKey, Principal: who.principal, UserAgent: r.UserAgent()}
+	// Every AWS answer carries a request id
+	// (https://docs.aws.amazon.com/kms/latest/developerguide/logging-using-cloudtrail.html):
+	// GetKeyLastUsage reports the one of a key's last use.
+	who.requestID = newUUID()
 	resp, act := f.answer(r, who, err, api, op, entry.Time)
 
 	f.counts.add(tid, op, resp.Code, act)
@@ -247,18 +280,18 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resetConnection(w)
 		return
 	}
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("Content-Type", cmp.Or(contentTypes[api], "application/x-amz-json-1.1"))
+	w.Header().Set("X-Amzn-Requestid", who.requestID)
 	w.WriteHeader(resp.Code)
 	_, _ = io.WriteString(w, resp.Body)
 }
 
-// answer serves a request of the KMS or tagging API after its quota and
-// faults, unless its credential cannot be used. A reset connection has no
-// answer.
+// answer serves a request after its quota and faults, unless its credential
+// cannot be used. A reset connection has no answer.
 func (f *Front) answer(r *http.Request, who caller, authErr error, api, op string, now time.Time) (handler.Response, action) {
 	var ae *authError
 	if errors.As(authErr, &ae) {
-		return errorResponse(400, ae.code, ae.message), action{}
+		return apiError(api, ae.status, ae.code, ae.message), action{}
 	}
 	act := f.policy.Load().decide(tenantID(who.account, who.region), op, now)
 	if act.delay > 0 {
@@ -278,8 +311,23 @@ func (f *Front) answer(r *http.Request, who caller, authErr error, api, op strin
 	return resp, act
 }
 
-// errorCode is the type of an AWS JSON error answer.
+// apiError is an error answer in the form of the API: JSON for the JSON 1.1
+// APIs, an ErrorResponse document for STS.
+func apiError(api string, code int, errType, message string) handler.Response {
+	if api == stsAPI {
+		return stsError(code, errType, message)
+	}
+	return errorResponse(code, errType, message)
+}
+
+// errorCode is the type of an AWS JSON error answer, or the code of an STS
+// ErrorResponse.
 func errorCode(body string) string {
+	if strings.HasPrefix(body, "<") {
+		var e stsErrorResponse
+		_ = xml.Unmarshal([]byte(body), &e)
+		return e.Error.Code
+	}
 	var e struct {
 		Type string `json:"__type"`
 	}
@@ -297,6 +345,8 @@ func (f *Front) serve(who caller, api, op string, r *http.Request) handler.Respo
 		return errorResponse(404, "UnknownOperationException", "path not found: "+r.URL.Path)
 	case r.Method != http.MethodPost:
 		return errorResponse(405, "UnknownOperationException", "method not allowed: "+r.Method)
+	case api == stsAPI:
+		return f.serveSTS(who, op, r)
 	case !strings.Contains(r.Header.Get("Content-Type"), "json"):
 		return errorResponse(415, "SerializationException", "only JSON content types are accepted")
 	}
@@ -310,11 +360,14 @@ func (f *Front) serve(who caller, api, op string, r *http.Request) handler.Respo
 	if err != nil {
 		return errorResponse(500, "KMSInternalException", err.Error())
 	}
-	c := &call{f: f, t: t, op: op, principal: who.principal, now: f.now(), cfg: f.policy.Load().cfg.Consistency}
+	c := &call{f: f, t: t, op: op, principal: who.principal, requestID: who.requestID, now: f.now(), cfg: f.policy.Load().cfg.Consistency}
 	var resp handler.Response
-	if api == taggingTarget {
+	switch api {
+	case taggingTarget:
 		resp = f.serveTagging(c, body)
-	} else {
+	case quotasTarget:
+		resp = f.serveQuotas(c, body)
+	default:
 		resp = f.serveKMS(c, body)
 	}
 	resp.Body = t.toExternal(resp.Body)
@@ -452,6 +505,8 @@ type call struct {
 	body []byte
 	// principal is the caller's ARN.
 	principal string
+	// requestID is the id the answer carries.
+	requestID string
 	// now is the moment the request is served at, by the server's clock.
 	now time.Time
 	cfg Consistency
