@@ -61,6 +61,13 @@ var awsQuotas = map[string]int{
 	"ListKeys":             500,
 	"ListKeyPolicies":      100,
 	"ListKeyRotations":     100,
+	// Operations of phase 2, at the defaults of the table's current version.
+	"GetKeyLastUsage":           5,
+	"GetParametersForImport":    1,
+	"ImportKeyMaterial":         15,
+	"DeleteImportedKeyMaterial": 15,
+	"ReplicateKey":              5,
+	"UpdatePrimaryRegion":       5,
 	// The cryptographic operations share one quota: cryptoQuota.
 	cryptoQuota: 5500,
 }
@@ -124,6 +131,9 @@ type Config struct {
 	// ServiceQuotasAccessDenied lists accounts whose ListServiceQuotas
 	// answers AccessDeniedException.
 	ServiceQuotasAccessDenied []string `json:"serviceQuotasAccessDenied,omitempty"`
+	// UsageTrackingStart sets, per account, when KMS began recording the
+	// keys' last usage (GetKeyLastUsage); defaultTrackingStart otherwise.
+	UsageTrackingStart map[string]time.Time `json:"usageTrackingStart,omitempty"`
 }
 
 // Fault injects one kind of fault into a share of an operation's requests.
@@ -240,12 +250,26 @@ func ConfigFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 	quotasDenied := &listFlag{env: getenv("KMS_SERVICE_QUOTAS_ACCESS_DENIED")}
 	fs.Var(quotasDenied, "service-quotas-access-denied", "`ACCOUNT` whose ListServiceQuotas answers AccessDeniedException;\n"+
 		"repeatable (env KMS_SERVICE_QUOTAS_ACCESS_DENIED, comma-separated)")
+	trackingStart := &listFlag{env: getenv("KMS_USAGE_TRACKING_START")}
+	fs.Var(trackingStart, "usage-tracking-start", "`ACCOUNT=RFC3339`: when KMS began recording the account's key usage (GetKeyLastUsage);\n"+
+		"repeatable (env KMS_USAGE_TRACKING_START, comma-separated)")
 	clockOffset := fs.String("clock-offset", getenv("KMS_CLOCK_OFFSET"), "move the server's clock forward by this `duration` (env KMS_CLOCK_OFFSET)")
 	return func() (Config, error) {
 		var err error
 		cfg := Config{Quotas: *quotas}
 		if denied := quotasDenied.values(); len(denied) > 0 {
 			cfg.ServiceQuotasAccessDenied = denied
+		}
+		for _, v := range trackingStart.values() {
+			account, at, ok := strings.Cut(v, "=")
+			when, err := time.Parse(time.RFC3339, at)
+			if !ok || err != nil {
+				return Config{}, fmt.Errorf("usage tracking start %q: want ACCOUNT=<RFC3339 time>", v)
+			}
+			if cfg.UsageTrackingStart == nil {
+				cfg.UsageTrackingStart = map[string]time.Time{}
+			}
+			cfg.UsageTrackingStart[account] = when
 		}
 		if *roles != "" {
 			if err := json.Unmarshal([]byte(*roles), &cfg.Roles); err != nil {
@@ -489,6 +513,14 @@ func (f *Front) normalize(cfg *Config) error {
 	if len(cfg.ServiceQuotasAccessDenied) == 0 {
 		cfg.ServiceQuotasAccessDenied = nil
 	}
+	for account := range cfg.UsageTrackingStart {
+		if !accountPattern.MatchString(account) {
+			return fmt.Errorf("usageTrackingStart: account %q is not 12 digits", account)
+		}
+	}
+	if len(cfg.UsageTrackingStart) == 0 {
+		cfg.UsageTrackingStart = nil
+	}
 	if cfg.ClockOffset < 0 {
 		return fmt.Errorf("clock offset %s is negative: the server's clock only moves forward", time.Duration(cfg.ClockOffset))
 	}
@@ -588,6 +620,7 @@ func (f *Front) SetConfig(cfg Config) error {
 	cfg.AccessKeys = maps.Clone(cfg.AccessKeys)
 	cfg.Roles = cloneRoles(cfg.Roles)
 	cfg.ServiceQuotasAccessDenied = slices.Clone(cfg.ServiceQuotasAccessDenied)
+	cfg.UsageTrackingStart = maps.Clone(cfg.UsageTrackingStart)
 	p, err := f.compile(&cfg)
 	if err != nil {
 		return err
@@ -604,6 +637,7 @@ func (f *Front) Config() Config {
 	cfg.AccessKeys = maps.Clone(cfg.AccessKeys)
 	cfg.Roles = cloneRoles(cfg.Roles)
 	cfg.ServiceQuotasAccessDenied = slices.Clone(cfg.ServiceQuotasAccessDenied)
+	cfg.UsageTrackingStart = maps.Clone(cfg.UsageTrackingStart)
 	return cfg
 }
 

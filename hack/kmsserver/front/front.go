@@ -147,6 +147,7 @@ func New(opts Options) (*Front, error) {
 		"EnableKey":            f.enableKey,
 		"CreateAlias":          f.createAlias,
 		"Decrypt":              f.decrypt,
+		"GetKeyLastUsage":      f.getKeyLastUsage,
 	}
 	f.tagging = map[string]func(*call) handler.Response{
 		"GetResources": f.getResources,
@@ -401,6 +402,7 @@ func (f *Front) serveKMS(c *call, raw []byte) handler.Response {
 	if restore != nil {
 		restore()
 	}
+	c.recordUsage(resp)
 	if arn != "" && recordedOps[c.op] && success(resp.Code) {
 		c.t.record(arn, c.now, c.cfg.horizon())
 	}

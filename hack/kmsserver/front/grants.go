@@ -7,8 +7,10 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/nsmithuk/local-kms/src/cmk"
 	"github.com/nsmithuk/local-kms/src/handler"
 )
 
@@ -24,27 +26,38 @@ var grantOperations = []string{
 var grantNamePattern = regexp.MustCompile(`^[a-zA-Z0-9:/_-]{1,256}$`)
 
 type grant struct {
-	GrantId           string
-	KeyId             string // the key's ARN
-	Name              string `json:",omitempty"`
-	GranteePrincipal  string
-	RetiringPrincipal string `json:",omitempty"`
-	Operations        []string
-	Constraints       *grantConstraints `json:",omitempty"`
-	CreationDate      time.Time
-	Token             string
+	GrantId                  string
+	KeyId                    string // the key's ARN
+	Name                     string `json:",omitempty"`
+	GranteePrincipal         string `json:",omitempty"`
+	GranteeServicePrincipal  string `json:",omitempty"`
+	RetiringPrincipal        string `json:",omitempty"`
+	RetiringServicePrincipal string `json:",omitempty"`
+	Operations               []string
+	Constraints              *grantConstraints `json:",omitempty"`
+	CreationDate             time.Time
+	Token                    string
 }
 
 type grantConstraints struct {
 	EncryptionContextSubset map[string]string `json:",omitempty"`
 	EncryptionContextEquals map[string]string `json:",omitempty"`
+	SourceArn               string            `json:",omitempty"`
 }
+
+// servicePrincipalPattern is GranteeServicePrincipal's and
+// RetiringServicePrincipal's constraint: a dotted service name such as
+// acm.amazonaws.com, up to 128 characters
+// (https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateGrant.html).
+var servicePrincipalPattern = regexp.MustCompile(`^([A-Za-z0-9-]+)\.([A-Za-z0-9-]+)(\.[A-Za-z0-9-]+)+$`)
 
 // sameParameters reports whether a CreateGrant retry with g's name would be
 // answered with g, the order of operations aside.
 func (g *grant) sameParameters(o *grant) bool {
 	return g.GranteePrincipal == o.GranteePrincipal &&
+		g.GranteeServicePrincipal == o.GranteeServicePrincipal &&
 		g.RetiringPrincipal == o.RetiringPrincipal &&
+		g.RetiringServicePrincipal == o.RetiringServicePrincipal &&
 		slices.Equal(slices.Sorted(slices.Values(g.Operations)), slices.Sorted(slices.Values(o.Operations))) &&
 		reflect.DeepEqual(g.Constraints, o.Constraints)
 }
@@ -56,14 +69,21 @@ type revokedGrant struct {
 }
 
 // listEntry is the GrantListEntry shape of ListGrants and ListRetirableGrants.
+// A grant to a service principal shows GranteeServicePrincipal (and
+// RetiringServicePrincipal) instead of GranteePrincipal, as in the Developer
+// Guide's example (https://docs.aws.amazon.com/kms/latest/developerguide/create-grant-overview.html#grant-constraints-source-arn).
 func (c *call) listEntry(g *grant) map[string]any {
 	e := map[string]any{
-		"GrantId":          g.GrantId,
-		"KeyId":            g.KeyId,
-		"GranteePrincipal": c.displayPrincipal(g.GranteePrincipal),
-		"IssuingAccount":   c.t.rootARN(),
-		"Operations":       g.Operations,
-		"CreationDate":     g.CreationDate.Unix(),
+		"GrantId":        g.GrantId,
+		"KeyId":          g.KeyId,
+		"IssuingAccount": c.t.rootARN(),
+		"Operations":     g.Operations,
+		"CreationDate":   g.CreationDate.Unix(),
+	}
+	if g.GranteeServicePrincipal != "" {
+		e["GranteeServicePrincipal"] = g.GranteeServicePrincipal
+	} else {
+		e["GranteePrincipal"] = c.displayPrincipal(g.GranteePrincipal)
 	}
 	if g.Name != "" {
 		e["Name"] = g.Name
@@ -71,10 +91,75 @@ func (c *call) listEntry(g *grant) map[string]any {
 	if g.RetiringPrincipal != "" {
 		e["RetiringPrincipal"] = c.displayPrincipal(g.RetiringPrincipal)
 	}
+	if g.RetiringServicePrincipal != "" {
+		e["RetiringServicePrincipal"] = g.RetiringServicePrincipal
+	}
 	if g.Constraints != nil {
 		e["Constraints"] = g.Constraints
 	}
 	return e
+}
+
+// checkGrantees applies CreateGrant's rules on principals: exactly one of
+// GranteePrincipal and GranteeServicePrincipal; at most one of
+// RetiringPrincipal and RetiringServicePrincipal, and one of them with a
+// grantee service principal; service principals in their dotted form
+// (CreateGrant API reference above; "Grant concepts",
+// https://docs.aws.amazon.com/kms/latest/developerguide/grants.html#grant-concepts).
+func checkGrantees(grantee, granteeService, retiring, retiringService string) handler.Response {
+	switch {
+	case grantee == "" && granteeService == "":
+		return validationError("You must specify either GranteePrincipal or GranteeServicePrincipal")
+	case grantee != "" && granteeService != "":
+		return validationError("You must specify either GranteePrincipal or GranteeServicePrincipal, but not both")
+	case retiring != "" && retiringService != "":
+		return validationError("You can specify either RetiringPrincipal or RetiringServicePrincipal, but not both")
+	case granteeService != "" && retiring == "" && retiringService == "":
+		return validationError("When you specify a GranteeServicePrincipal, you must also specify either a RetiringPrincipal or a RetiringServicePrincipal")
+	}
+	for field, p := range map[string]string{"granteeServicePrincipal": granteeService, "retiringServicePrincipal": retiringService} {
+		if p != "" && (len(p) > 128 || !servicePrincipalPattern.MatchString(p)) {
+			return validationError("1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: ^([A-Za-z0-9\\-]+)\\.([A-Za-z0-9\\-]+)(\\.[A-Za-z0-9\\-]+)+$", p, field)
+		}
+	}
+	return handler.Response{}
+}
+
+// keyOperations are the grant operations a key supports, by its usage:
+// "The grant operations that you allow must be supported by the KMS key in
+// the grant ... grants for symmetric encryption KMS keys cannot allow the
+// Sign, Verify, GenerateMac or VerifyMac operations. Grants for asymmetric
+// KMS keys cannot allow any operations that generate data keys or data key
+// pairs" (https://docs.aws.amazon.com/kms/latest/developerguide/grants.html#terms-grant-operations).
+// CreateGrant, DescribeKey and RetireGrant suit every key.
+var keyOperations = map[string][]string{
+	"symmetric":           {"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext"},
+	"ENCRYPT_DECRYPT":     {"Decrypt", "Encrypt", "ReEncryptFrom", "ReEncryptTo", "GetPublicKey"},
+	"SIGN_VERIFY":         {"Sign", "Verify", "GetPublicKey"},
+	"GENERATE_VERIFY_MAC": {"GenerateMac", "VerifyMac"},
+	"KEY_AGREEMENT":       {"DeriveSharedSecret", "GetPublicKey"},
+	"KEY_ENCAPSULATION":   {"Encapsulate", "Decapsulate", "GetPublicKey"},
+}
+
+// checkGrantOperations refuses operations the key does not support with the
+// ValidationException the Developer Guide names (above).
+func checkGrantOperations(key cmk.Key, ops []string) handler.Response {
+	md := key.GetMetadata()
+	usage := string(md.KeyUsage)
+	if md.KeySpec == cmk.SpecSymmetricDefault {
+		usage = "symmetric"
+	}
+	supported, known := keyOperations[usage]
+	for _, op := range ops {
+		switch op {
+		case "CreateGrant", "DescribeKey", "RetireGrant":
+			continue
+		}
+		if known && !slices.Contains(supported, op) {
+			return validationError("Grant operation %s is not supported by %s (%s)", op, key.GetArn(), md.KeySpec)
+		}
+	}
+	return handler.Response{}
 }
 
 func randomString(n int, encode func([]byte) string) string {
@@ -85,18 +170,20 @@ func randomString(n int, encode func([]byte) string) string {
 
 func (f *Front) createGrant(c *call) handler.Response {
 	var in struct {
-		KeyId             string
-		GranteePrincipal  string
-		RetiringPrincipal string
-		Operations        []string
-		Constraints       *grantConstraints
-		Name              string
+		KeyId                    string
+		GranteePrincipal         string
+		GranteeServicePrincipal  string
+		RetiringPrincipal        string
+		RetiringServicePrincipal string
+		Operations               []string
+		Constraints              *grantConstraints
+		Name                     string
 	}
 	if resp, ok := c.decode(&in); !ok {
 		return resp
 	}
-	if in.GranteePrincipal == "" {
-		return validationError("1 validation error detected: Value null at 'granteePrincipal' failed to satisfy constraint: Member must not be null")
+	if resp := checkGrantees(in.GranteePrincipal, in.GranteeServicePrincipal, in.RetiringPrincipal, in.RetiringServicePrincipal); !resp.Empty() {
+		return resp
 	}
 	if len(in.Operations) == 0 {
 		return validationError("1 validation error detected: Value null at 'operations' failed to satisfy constraint: Member must not be null")
@@ -120,9 +207,18 @@ func (f *Front) createGrant(c *call) handler.Response {
 		switch {
 		case cs.EncryptionContextSubset != nil && cs.EncryptionContextEquals != nil:
 			return validationError("A grant constraint cannot contain both EncryptionContextSubset and EncryptionContextEquals")
-		case cs.EncryptionContextSubset == nil && cs.EncryptionContextEquals == nil:
+		case cs.EncryptionContextSubset == nil && cs.EncryptionContextEquals == nil && cs.SourceArn == "":
 			in.Constraints = nil
 		}
+	}
+	// "When you specify a grantee service principal, you must include a
+	// SourceArn grant constraint"; with a grantee principal it is optional
+	// (create-grant-overview.html above).
+	if in.GranteeServicePrincipal != "" && (in.Constraints == nil || in.Constraints.SourceArn == "") {
+		return validationError("A SourceArn grant constraint is required when GranteeServicePrincipal is specified")
+	}
+	if in.Constraints != nil && in.Constraints.SourceArn != "" && !strings.HasPrefix(in.Constraints.SourceArn, "arn:") {
+		return validationError("1 validation error detected: Value '%s' at 'constraints.sourceArn' failed to satisfy constraint: Member must be an ARN", in.Constraints.SourceArn)
 	}
 	if resp := c.checkGrantPrincipals(in.GranteePrincipal, in.RetiringPrincipal); !resp.Empty() {
 		return resp
@@ -134,14 +230,19 @@ func (f *Front) createGrant(c *call) handler.Response {
 	if pendingDeletion(key) {
 		return invalidState("%s is pending deletion.", key.GetArn())
 	}
+	if resp := checkGrantOperations(key, in.Operations); !resp.Empty() {
+		return resp
+	}
 
 	g := &grant{
-		KeyId:             key.GetArn(),
-		Name:              in.Name,
-		GranteePrincipal:  in.GranteePrincipal,
-		RetiringPrincipal: in.RetiringPrincipal,
-		Operations:        in.Operations,
-		Constraints:       in.Constraints,
+		KeyId:                    key.GetArn(),
+		Name:                     in.Name,
+		GranteePrincipal:         in.GranteePrincipal,
+		GranteeServicePrincipal:  in.GranteeServicePrincipal,
+		RetiringPrincipal:        in.RetiringPrincipal,
+		RetiringServicePrincipal: in.RetiringServicePrincipal,
+		Operations:               in.Operations,
+		Constraints:              in.Constraints,
 	}
 	err := c.t.state.update(func(d *storeData) bool {
 		// A named grant is idempotent: a retry with the same parameters gets
@@ -168,14 +269,18 @@ func (f *Front) createGrant(c *call) handler.Response {
 
 func (f *Front) listGrants(c *call) handler.Response {
 	var in struct {
-		KeyId            string
-		GrantId          string
-		GranteePrincipal string
-		Limit            *int
-		Marker           string
+		KeyId                   string
+		GrantId                 string
+		GranteePrincipal        string
+		GranteeServicePrincipal string
+		Limit                   *int
+		Marker                  string
 	}
 	if resp, ok := c.decode(&in); !ok {
 		return resp
+	}
+	if in.GranteePrincipal != "" && in.GranteeServicePrincipal != "" {
+		return validationError("You can specify either GranteePrincipal or GranteeServicePrincipal, but not both")
 	}
 	key, resp := c.t.loadKey(in.KeyId)
 	if key == nil {
@@ -184,7 +289,8 @@ func (f *Front) listGrants(c *call) handler.Response {
 	return c.grantPage(in.Limit, in.Marker, func(g *grant) bool {
 		return g.KeyId == key.GetArn() &&
 			(in.GrantId == "" || g.GrantId == in.GrantId) &&
-			(in.GranteePrincipal == "" || g.GranteePrincipal == in.GranteePrincipal)
+			(in.GranteePrincipal == "" || g.GranteePrincipal == in.GranteePrincipal) &&
+			(in.GranteeServicePrincipal == "" || g.GranteeServicePrincipal == in.GranteeServicePrincipal)
 	})
 }
 
@@ -201,7 +307,7 @@ func (f *Front) listRetirableGrants(c *call) handler.Response {
 		return validationError("1 validation error detected: Value null at 'retiringPrincipal' failed to satisfy constraint: Member must not be null")
 	}
 	return c.grantPage(in.Limit, in.Marker, func(g *grant) bool {
-		return g.RetiringPrincipal == in.RetiringPrincipal
+		return g.RetiringPrincipal == in.RetiringPrincipal || g.RetiringServicePrincipal == in.RetiringPrincipal
 	})
 }
 

@@ -34,6 +34,8 @@ type keyExtras struct {
 	// PendingWindowInDays is the waiting period of a primary key in
 	// PendingReplicaDeletion, which starts when its last replica is gone.
 	PendingWindowInDays int `json:"pendingWindowInDays,omitempty"`
+	// LastUsage is the key's last cryptographic use.
+	LastUsage *keyUsage `json:"lastUsage,omitempty"`
 }
 
 type rotation struct {
