@@ -75,6 +75,18 @@ type Consistency struct {
 	// before counts as created when it is first seen, so every test meets
 	// the two windows above. POST /_principals registers one explicitly.
 	PrincipalsCreatedOnFirstUse bool `json:"principalsCreatedOnFirstUse"`
+	// ReplicaCreation: a replica stays Creating this long after ReplicateKey
+	// answers (0: Enabled at once). "The replica key is created in the
+	// Creating key state ... When the process completes, the key state of
+	// the replica key changes to Enabled"
+	// (https://docs.aws.amazon.com/kms/latest/APIReference/API_ReplicateKey.html).
+	// Not in the realistic preset.
+	ReplicaCreation Duration `json:"replicaCreation,omitempty"`
+	// PrimaryRegionUpdate: after UpdatePrimaryRegion the old and new primary
+	// keys are Updating this long ("a transient key state of Updating",
+	// https://docs.aws.amazon.com/kms/latest/APIReference/API_UpdatePrimaryRegion.html).
+	// Not in the realistic preset.
+	PrimaryRegionUpdate Duration `json:"primaryRegionUpdate,omitempty"`
 }
 
 // Consistency presets, by name.
@@ -145,6 +157,7 @@ func (c Consistency) check() error {
 		"keyListLag": c.KeyListLag, "tagLag": c.TagLag, "taggingAPILag": c.TaggingAPILag,
 		"grantListLag": c.GrantListLag, "staleAfterWrite": c.StaleAfterWrite,
 		"principalIDWindow": c.PrincipalIDWindow, "freshPrincipalWindow": c.FreshPrincipalWindow,
+		"replicaCreation": c.ReplicaCreation, "primaryRegionUpdate": c.PrimaryRegionUpdate,
 	} {
 		if d < 0 {
 			return fmt.Errorf("consistency %s %s is negative", name, time.Duration(d))
@@ -174,6 +187,8 @@ func consistencyFlags(fs *flag.FlagSet, getenv func(string) string) func() (Cons
 		{"stale-after-write", "KMS_STALE_AFTER_WRITE", "after a key's create/enable/disable/schedule/cancel, operations but DescribeKey see its previous state this long", func(c *Consistency) *Duration { return &c.StaleAfterWrite }},
 		{"principal-id-window", "KMS_PRINCIPAL_ID_WINDOW", "ListGrants shows roles/users created less than this ago as unique ids (AROA.../AIDA...)", func(c *Consistency) *Duration { return &c.PrincipalIDWindow }},
 		{"fresh-principal-window", "KMS_FRESH_PRINCIPAL_WINDOW", "grants and key policies naming roles/users created less than this ago are refused", func(c *Consistency) *Duration { return &c.FreshPrincipalWindow }},
+		{"replica-creation", "KMS_REPLICA_CREATION", "a replica stays Creating this long after ReplicateKey", func(c *Consistency) *Duration { return &c.ReplicaCreation }},
+		{"primary-region-update", "KMS_PRIMARY_REGION_UPDATE", "after UpdatePrimaryRegion both keys stay Updating this long", func(c *Consistency) *Duration { return &c.PrimaryRegionUpdate }},
 	}
 	values := make([]*optional, len(durations))
 	for i, d := range durations {

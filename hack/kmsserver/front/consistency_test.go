@@ -470,8 +470,9 @@ func TestConsistencyAndAccessKeyFlags(t *testing.T) {
 	}, {
 		name: "switches one by one",
 		args: []string{"--key-list-lag=1s", "--tag-lag=1s", "--tagging-api-lag=1s", "--grant-list-lag=1s",
-			"--stale-after-write=1s", "--principal-id-window=1s", "--fresh-principal-window=1s", "--principals-created-on-first-use"},
-		want: Config{Quotas: QuotasNone, Consistency: Consistency{second, second, second, second, second, second, second, true}},
+			"--stale-after-write=1s", "--principal-id-window=1s", "--fresh-principal-window=1s", "--principals-created-on-first-use",
+			"--replica-creation=1s", "--primary-region-update=1s"},
+		want: Config{Quotas: QuotasNone, Consistency: Consistency{second, second, second, second, second, second, second, true, second, second}},
 	}, {
 		name: "env",
 		env:  map[string]string{"KMS_REALISTIC": "true", "KMS_TAG_LAG": "1s", "KMS_ACCESS_KEYS": "AK1=222233334444, AK2=333344445555"},

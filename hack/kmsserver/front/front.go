@@ -148,6 +148,7 @@ func New(opts Options) (*Front, error) {
 		"CreateAlias":          f.createAlias,
 		"Decrypt":              f.decrypt,
 		"GetKeyLastUsage":      f.getKeyLastUsage,
+		"UpdatePrimaryRegion":  f.updatePrimaryRegion,
 	}
 	f.tagging = map[string]func(*call) handler.Response{
 		"GetResources": f.getResources,
@@ -429,6 +430,9 @@ func (f *Front) prepareKey(c *call, arn string) (handler.Response, func()) {
 		return handler.Response{}, nil
 	}
 	f.settleKey(c, arn)
+	if resp := f.refuseTransient(c, arn); !resp.Empty() {
+		return resp, nil
+	}
 	if recordedOps[c.op] {
 		c.t.recordBaseline(arn, c.cfg.horizon())
 	}

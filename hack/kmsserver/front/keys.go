@@ -128,14 +128,14 @@ func (f *Front) createKey(c *call) handler.Response {
 		return saveFailed(err)
 	}
 	c.t.recordCreated(key.GetArn(), c.now, c.cfg.horizon())
-	return f.metadataResponse(c.t, "KeyMetadata", key)
+	return f.metadataResponse(c.t, "KeyMetadata", key, c.now)
 }
 
 // metadataResponse answers a key's metadata under name.
-func (f *Front) metadataResponse(t *tenant, name string, key cmk.Key) handler.Response {
+func (f *Front) metadataResponse(t *tenant, name string, key cmk.Key, now time.Time) handler.Response {
 	md, err := metadataMap(key.GetMetadata())
 	if err == nil {
-		err = f.fixMetadata(t, md)
+		err = f.fixMetadata(t, md, now)
 	}
 	if err != nil {
 		return errorResponse(500, "KMSInternalException", err.Error())
@@ -163,7 +163,7 @@ func (f *Front) describeKey(c *call) handler.Response {
 	if err := json.Unmarshal([]byte(resp.Body), &out); err != nil {
 		return errorResponse(500, "KMSInternalException", err.Error())
 	}
-	if err := f.fixMetadata(c.t, out.KeyMetadata); err != nil {
+	if err := f.fixMetadata(c.t, out.KeyMetadata, c.now); err != nil {
 		return errorResponse(500, "KMSInternalException", err.Error())
 	}
 	return jsonResponse(resp.Code, out)
@@ -175,7 +175,7 @@ func (f *Front) describeKey(c *call) handler.Response {
 // its replicas' deletion has no DeletionDate but a
 // PendingDeletionWindowInDays
 // (https://docs.aws.amazon.com/kms/latest/APIReference/API_KeyMetadata.html).
-func (f *Front) fixMetadata(t *tenant, md map[string]any) error {
+func (f *Front) fixMetadata(t *tenant, md map[string]any, now time.Time) error {
 	if md["Description"] == nil {
 		md["Description"] = ""
 	}
@@ -187,6 +187,12 @@ func (f *Front) fixMetadata(t *tenant, md map[string]any) error {
 			return err
 		}
 		md["MultiRegionConfiguration"] = mrc
+		if state := f.transientState(t, keyID, now); state != "" {
+			md["KeyState"] = state
+			if state == keyStateCreating {
+				md["Enabled"] = false
+			}
+		}
 	}
 	if md["KeyState"] == string(keyStatePendingReplicaDeletion) {
 		delete(md, "DeletionDate")

@@ -6,13 +6,15 @@ package front
 // (https://docs.aws.amazon.com/kms/latest/developerguide/multi-region-keys-overview.html).
 //
 // Which keys are related is kept per account (<data-dir>/<account>/multi-region.json):
-// a multi-Region key id, its primary region and its replica regions.
-// UpdatePrimaryRegion (not served yet) only changes the primary region there.
+// a multi-Region key id, its primary region and its replica regions, and
+// the keys in a transient state (Creating, Updating). UpdatePrimaryRegion
+// swaps the primary region with a replica's there (primary.go).
 
 import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -47,6 +49,12 @@ type accountData struct {
 type multiRegionKey struct {
 	PrimaryRegion  string   `json:"primaryRegion"`
 	ReplicaRegions []string `json:"replicaRegions,omitempty"`
+	// CreatingUntil holds, by region, replicas still Creating.
+	CreatingUntil map[string]time.Time `json:"creatingUntil,omitempty"`
+	// Updating holds the two regions whose keys are Updating after
+	// UpdatePrimaryRegion, until UpdatingUntil.
+	Updating      []string  `json:"updating,omitempty"`
+	UpdatingUntil time.Time `json:"updatingUntil,omitzero"`
 }
 
 func isMultiRegion(keyID string) bool { return strings.HasPrefix(keyID, multiRegionPrefix) }
@@ -83,7 +91,8 @@ func (f *Front) multiRegionKeyOf(account, keyID string) (*multiRegionKey, error)
 	var mrk *multiRegionKey
 	acct.view(func(d *accountData) {
 		if k := d.MultiRegion[keyID]; k != nil {
-			mrk = &multiRegionKey{PrimaryRegion: k.PrimaryRegion, ReplicaRegions: slices.Clone(k.ReplicaRegions)}
+			mrk = &multiRegionKey{PrimaryRegion: k.PrimaryRegion, ReplicaRegions: slices.Clone(k.ReplicaRegions),
+				CreatingUntil: maps.Clone(k.CreatingUntil), Updating: slices.Clone(k.Updating), UpdatingUntil: k.UpdatingUntil}
 		}
 	})
 	return mrk, nil
@@ -182,14 +191,15 @@ func (f *Front) replicateKey(c *call) handler.Response {
 	}
 	md, err := metadataMap(replica.GetMetadata())
 	if err == nil {
-		err = f.fixMetadata(rt, md)
+		err = f.fixMetadata(rt, md, c.now)
 	}
 	if err != nil {
 		return errorResponse(500, "KMSInternalException", err.Error())
 	}
 	// AWS answers while the replica is still being made; DescribeKey in its
-	// region then shows it Enabled (LocalStack's AWS-validated test_replicate_key snapshot).
-	md["KeyState"], md["Enabled"] = "Creating", false
+	// region then shows it Enabled (LocalStack's AWS-validated
+	// test_replicate_key snapshot), or Creating for replicaCreation.
+	md["KeyState"], md["Enabled"] = keyStateCreating, false
 	tags := []map[string]string{}
 	for _, t := range in.Tags {
 		tags = append(tags, map[string]string{"TagKey": *t.TagKey, "TagValue": *t.TagValue})
@@ -244,8 +254,16 @@ func (f *Front) saveReplica(c *call, rt *tenant, key cmk.Key, description *strin
 	if err != nil {
 		return nil, err
 	}
+	creation := time.Duration(c.cfg.ReplicaCreation)
 	return replica, acct.update(func(d *accountData) bool {
-		d.MultiRegion[md.KeyId].ReplicaRegions = append(d.MultiRegion[md.KeyId].ReplicaRegions, rt.region)
+		k := d.MultiRegion[md.KeyId]
+		k.ReplicaRegions = append(k.ReplicaRegions, rt.region)
+		if creation > 0 {
+			if k.CreatingUntil == nil {
+				k.CreatingUntil = map[string]time.Time{}
+			}
+			k.CreatingUntil[rt.region] = c.now.Add(creation)
+		}
 		return true
 	})
 }

@@ -39,6 +39,9 @@ func (f *Front) enableKeyRotation(c *call) handler.Response {
 	if resp := rotationUnsupported(c, in.KeyId); !resp.Empty() {
 		return resp
 	}
+	if resp := f.refuseReplica(c, in.KeyId); !resp.Empty() {
+		return resp
+	}
 	period := defaultRotationPeriod
 	if in.RotationPeriodInDays != nil {
 		period = *in.RotationPeriodInDays
@@ -66,6 +69,9 @@ func (f *Front) disableKeyRotation(c *call) handler.Response {
 		return resp
 	}
 	if resp := rotationUnsupported(c, in.KeyId); !resp.Empty() {
+		return resp
+	}
+	if resp := f.refuseReplica(c, in.KeyId); !resp.Empty() {
 		return resp
 	}
 	resp := f.local(c, c.body)
@@ -98,7 +104,16 @@ func (f *Front) getKeyRotationStatus(c *call) handler.Response {
 	if resp := rotationUnsupported(c, in.KeyId); !resp.Empty() {
 		return resp
 	}
-	resp := f.local(c, c.body)
+	key, resp := c.t.loadKey(in.KeyId)
+	if key == nil {
+		return resp
+	}
+	// A replica reports its primary key's rotation.
+	requested := key.GetArn()
+	t, key, _ := f.rotationSource(c, key)
+	source := *c
+	source.t = t
+	resp = f.localJSON(&source, c.op, keyIDInput{KeyId: key.GetArn()})
 	if !success(resp.Code) {
 		return resp
 	}
@@ -108,14 +123,10 @@ func (f *Front) getKeyRotationStatus(c *call) handler.Response {
 	if err := json.Unmarshal([]byte(resp.Body), &status); err != nil {
 		return errorResponse(500, "KMSInternalException", err.Error())
 	}
-	key, resp := c.t.loadKey(in.KeyId)
-	if key == nil {
-		return resp
-	}
-	out := map[string]any{"KeyId": key.GetArn(), "KeyRotationEnabled": status.KeyRotationEnabled}
+	out := map[string]any{"KeyId": requested, "KeyRotationEnabled": status.KeyRotationEnabled}
 	if status.KeyRotationEnabled {
 		period := defaultRotationPeriod
-		c.t.state.view(func(d *storeData) {
+		t.state.view(func(d *storeData) {
 			if k := d.Keys[key.GetArn()]; k != nil && k.RotationPeriodInDays != 0 {
 				period = k.RotationPeriodInDays
 			}
@@ -146,11 +157,17 @@ func (f *Front) rotateKeyOnDemand(c *call) handler.Response {
 	case !key.GetMetadata().Enabled:
 		return errorResponse(400, "DisabledException", key.GetArn()+" is disabled.")
 	}
+	if _, _, replica := f.rotationSource(c, key); replica {
+		return replicaRotationUnsupported(key)
+	}
 	aes := key.(*cmk.AesKey)
 	var material [32]byte
 	rand.Read(material[:])
 	aes.BackingKeys = append(aes.BackingKeys, material)
 	if err := c.t.db.SaveKey(aes); err != nil {
+		return saveFailed(err)
+	}
+	if err := f.shareMaterial(c, key, material); err != nil {
 		return saveFailed(err)
 	}
 	err := c.t.state.update(func(d *storeData) bool {
@@ -180,8 +197,10 @@ func (f *Front) listKeyRotations(c *call) handler.Response {
 	if !symmetricAWSKMS(key) {
 		return errorResponse(400, "UnsupportedOperationException", key.GetArn()+" does not support rotation")
 	}
+	requested := key.GetArn()
+	t, key, _ := f.rotationSource(c, key)
 	var rotations []rotation
-	c.t.state.view(func(d *storeData) {
+	t.state.view(func(d *storeData) {
 		if k := d.Keys[key.GetArn()]; k != nil {
 			rotations = append(rotations, k.Rotations...)
 		}
@@ -193,10 +212,23 @@ func (f *Front) listKeyRotations(c *call) handler.Response {
 	entries := []map[string]any{}
 	for _, r := range rotations[p.start:p.end] {
 		entries = append(entries, map[string]any{
-			"KeyId":        key.GetArn(),
+			"KeyId":        requested,
 			"RotationDate": r.Date.Unix(),
 			"RotationType": r.Type,
 		})
 	}
 	return jsonResponse(200, p.output("Rotations", entries))
+}
+
+// refuseReplica answers the rotation settings of a replica key, which its
+// primary key holds.
+func (f *Front) refuseReplica(c *call, keyID string) handler.Response {
+	key, resp := c.t.loadKey(keyID)
+	if key == nil {
+		return resp
+	}
+	if _, _, replica := f.rotationSource(c, key); replica {
+		return replicaRotationUnsupported(key)
+	}
+	return handler.Response{}
 }
