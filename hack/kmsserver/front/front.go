@@ -149,6 +149,10 @@ func New(opts Options) (*Front, error) {
 		"Decrypt":              f.decrypt,
 		"GetKeyLastUsage":      f.getKeyLastUsage,
 		"UpdatePrimaryRegion":  f.updatePrimaryRegion,
+		// local-kms imports once, into symmetric keys, by the machine's clock.
+		"GetParametersForImport":    f.getParametersForImport,
+		"ImportKeyMaterial":         f.importKeyMaterial,
+		"DeleteImportedKeyMaterial": f.deleteImportedKeyMaterial,
 	}
 	f.tagging = map[string]func(*call) handler.Response{
 		"GetResources": f.getResources,
@@ -464,6 +468,9 @@ func keyRefs(body []byte) (map[string]string, handler.Response) {
 func (f *Front) settleKey(c *call, arn string) {
 	if c.t.purgeExpired(arn, c.now) {
 		return
+	}
+	if err := c.t.expireMaterials(arn, c.now); err != nil {
+		f.logger.Warnf("expiring the key material of %s: %v", arn, err)
 	}
 	if id := strings.TrimPrefix(arn, c.t.arnPrefix()+"key/"); strings.HasPrefix(id, multiRegionPrefix) {
 		if err := f.settleReplicas(c, id); err != nil {

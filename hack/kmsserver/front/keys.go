@@ -194,6 +194,11 @@ func (f *Front) fixMetadata(t *tenant, md map[string]any, now time.Time) error {
 			}
 		}
 	}
+	if md["Origin"] == string(cmk.KeyOriginExternal) {
+		if id := t.currentMaterialID(t.keyARN(keyID)); id != "" {
+			md["CurrentKeyMaterialId"] = id
+		}
+	}
 	if md["KeyState"] == string(keyStatePendingReplicaDeletion) {
 		delete(md, "DeletionDate")
 		t.state.view(func(d *storeData) {

@@ -405,6 +405,13 @@ func (f *Front) decrypt(c *call) handler.Response {
 	if !ok {
 		return f.local(c, c.body)
 	}
+	// A key waiting for its imported material cannot decrypt
+	// (KMSInvalidStateException, Key states of KMS keys,
+	// https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html);
+	// local-kms answers AccessDeniedException.
+	if key, err := c.t.db.LoadKey(ident); err == nil && key != nil && key.GetMetadata().KeyState == cmk.KeyStatePendingImport {
+		return invalidState("%s is pending import.", ident)
+	}
 	arn := c.t.relatedKey(ident)
 	if arn == "" {
 		return f.local(c, c.body)

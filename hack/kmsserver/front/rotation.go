@@ -149,6 +149,17 @@ func (f *Front) rotateKeyOnDemand(c *call) handler.Response {
 	if key == nil {
 		return resp
 	}
+	if aes, ok := key.(*cmk.AesKey); ok && key.GetMetadata().Origin == cmk.KeyOriginExternal {
+		switch {
+		case pendingDeletion(key):
+			return invalidState("%s is pending deletion.", key.GetArn())
+		case key.GetMetadata().KeyState == cmk.KeyStateDisabled:
+			return errorResponse(400, "DisabledException", key.GetArn()+" is disabled.")
+		case key.GetMetadata().KeyState == cmk.KeyStatePendingImport:
+			return invalidState("%s is pending import.", key.GetArn())
+		}
+		return f.rotateImported(c, aes)
+	}
 	switch {
 	case !symmetricAWSKMS(key):
 		return errorResponse(400, "UnsupportedOperationException", key.GetArn()+" does not support on-demand rotation: only symmetric encryption keys with AWS_KMS origin do")
@@ -183,9 +194,10 @@ func (f *Front) rotateKeyOnDemand(c *call) handler.Response {
 
 func (f *Front) listKeyRotations(c *call) handler.Response {
 	var in struct {
-		KeyId  string
-		Limit  *int
-		Marker string
+		KeyId              string
+		IncludeKeyMaterial string
+		Limit              *int
+		Marker             string
 	}
 	if resp, ok := c.decode(&in); !ok {
 		return resp
@@ -193,6 +205,14 @@ func (f *Front) listKeyRotations(c *call) handler.Response {
 	key, resp := c.t.loadKey(in.KeyId)
 	if key == nil {
 		return resp
+	}
+	if _, aes := key.(*cmk.AesKey); aes && key.GetMetadata().Origin == cmk.KeyOriginExternal {
+		entries := importedRotations(c.t, key, in.IncludeKeyMaterial == "ALL_KEY_MATERIAL")
+		p, resp := paginate(len(entries), in.Limit, 100, 1000, in.Marker)
+		if !resp.Empty() {
+			return resp
+		}
+		return jsonResponse(200, p.output("Rotations", entries[p.start:p.end]))
 	}
 	if !symmetricAWSKMS(key) {
 		return errorResponse(400, "UnsupportedOperationException", key.GetArn()+" does not support rotation")

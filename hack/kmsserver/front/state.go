@@ -36,6 +36,10 @@ type keyExtras struct {
 	PendingWindowInDays int `json:"pendingWindowInDays,omitempty"`
 	// LastUsage is the key's last cryptographic use.
 	LastUsage *keyUsage `json:"lastUsage,omitempty"`
+	// Import and Materials are an EXTERNAL key's import parameters and key
+	// materials (imports.go).
+	Import    *importParams  `json:"import,omitempty"`
+	Materials []*keyMaterial `json:"materials,omitempty"`
 }
 
 type rotation struct {
