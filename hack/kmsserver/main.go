@@ -4,7 +4,8 @@
 //
 // It serves every account and region from one listener (the region of a
 // request is its SigV4 credential scope's, its account its access key's),
-// and the Resource Groups Tagging API's GetResources. It can behave like a
+// the Resource Groups Tagging API's GetResources, STS's AssumeRole and
+// GetCallerIdentity, and Service Quotas' ListServiceQuotas. It can behave like a
 // busy AWS account: per-operation request quotas (--quotas, --quota) and
 // injected faults (--fault, --fault-seed); and like real, eventually
 // consistent AWS (--realistic and one flag per switch). PUT /_config changes
@@ -86,6 +87,15 @@ listening on loopback only. Besides the KMS API at / it serves:
   POST /_principals  {"arn":"arn:aws:iam::111122223333:role/app","createdAgo":"1s"}
                      (or "created":"<RFC3339>") registers an IAM role or user
                      as created then; GET lists them, DELETE forgets them all
+  STS (Query protocol: a form POST with Action=AssumeRole or
+                     GetCallerIdentity; AWS_ENDPOINT_URL_STS): AssumeRole of
+                     the configured roles issues ASIA... keys that act in
+                     the role's account until they expire by the server's
+                     clock (then ExpiredTokenException / ExpiredToken)
+  Service Quotas' ListServiceQuotas (X-Amz-Target
+                     ServiceQuotasV20190624.ListServiceQuotas;
+                     AWS_ENDPOINT_URL_SERVICE_QUOTAS): the KMS request quotas
+                     by AWS's names, valued as the server applies them
   GET /_config       the configuration in force
   PUT /_config       replaces it atomically (quotas start afresh), e.g.
                      {"quotas":"aws","quota":{"CreateKey":10},
@@ -93,7 +103,16 @@ listening on loopback only. Besides the KMS API at / it serves:
                                 {"op":"*","kind":"latency","latency":"200ms","rate":0.5}],
                       "seed":1,
                       "consistency":"realistic",
-                      "accessKeys":{"AKIDOTHER":"222233334444"}}
+                      "accessKeys":{"AKIDOTHER":"222233334444"},
+                      "roles":[{"arn":"arn:aws:iam::222233334444:role/op",
+                                "trust":["arn:aws:iam::111122223333:root"],
+                                "externalID":"x","maxSessionDuration":"1h"}],
+                      "serviceQuotasAccessDenied":["333344445555"],
+                      "usageTrackingStart":{"111122223333":"2026-12-01T00:00:00Z"},
+                      "clockOffset":"720h"}
+                     clockOffset moves the server's clock forward (never
+                     back): deletion dates, lags, credential and key
+                     material expiry, last usage
 
 Accounts and regions: every (account, region) has its own keys, grants,
 quotas and counts. The region of a request is its SigV4 credential scope's
@@ -130,15 +149,24 @@ default; GET /_config shows the values in force):
                      ago: InvalidArnException; a key policy naming one:
                      MalformedPolicyDocumentException
   principalsCreatedOnFirstUse  a role/user first seen counts as created then
+  replicaCreation    a replica stays Creating this long after ReplicateKey
+  primaryRegionUpdate  both keys stay Updating this long after
+                     UpdatePrimaryRegion
 realistic is {"keyListLag":"3s","tagLag":"3s","taggingAPILag":"5s",
 "grantListLag":"3s","staleAfterWrite":"2s","principalIDWindow":"10s",
-"freshPrincipalWindow":"2s","principalsCreatedOnFirstUse":true}.
+"freshPrincipalWindow":"2s","principalsCreatedOnFirstUse":true} (the two
+multi-Region switches stay off).
 
 Limits: 50 tags per key (TagException), tag keys of 1-128 and values of up
 to 256 characters (ValidationException), no aws: prefix (TagException).
 Multi-Region keys: CreateKey MultiRegion gives mrk- ids; ReplicateKey makes
 replicas in other regions that decrypt each other's ciphertexts; a primary
-key scheduled for deletion waits in PendingReplicaDeletion for its replicas.
+key scheduled for deletion waits in PendingReplicaDeletion for its replicas;
+UpdatePrimaryRegion swaps primary and replica; replicas share the primary's
+rotation. Grants may name service principals (with a SourceArn constraint).
+GetKeyLastUsage reports each key's last cryptographic use. EXTERNAL
+(symmetric) keys take imported material with ids, new material pending
+rotation, RotateKeyOnDemand to it, per-material deletion and expiry.
 
 Flags:
 `)
@@ -184,7 +212,8 @@ func run(listen string, inCluster bool, opts front.Options, verbose bool) error 
 	srv := &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
 	log.Printf("kms-server listening on http://%s (data %s, default region %s, default account %s)", ln.Addr(), opts.DataDir, opts.Region, opts.AccountID)
 	if cfg := f.Config(); cfg.Quotas != front.QuotasNone || len(cfg.Quota) > 0 || len(cfg.Faults) > 0 ||
-		cfg.Consistency != (front.Consistency{}) || len(cfg.AccessKeys) > 0 {
+		cfg.Consistency != (front.Consistency{}) || len(cfg.AccessKeys) > 0 || len(cfg.Roles) > 0 ||
+		cfg.ClockOffset != 0 || len(cfg.ServiceQuotasAccessDenied) > 0 || len(cfg.UsageTrackingStart) > 0 {
 		b, _ := json.Marshal(cfg)
 		log.Printf("kms-server configuration: %s", b)
 	}
