@@ -31,140 +31,157 @@ func stmt(s string) string {
 	return `{"Version":"2012-10-17","Statement":` + s + `}`
 }
 
-func TestEqual(t *testing.T) {
-	cases := []struct {
-		reason string
-		a, b   string
-		want   bool
-	}{
-		// Equal pairs.
-		{
-			reason: "IAM stores a bare account id principal as the account's root ARN",
-			a:      stmt(`{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"kms:*","Resource":"*"}`),
-			b:      stmt(`{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}`),
-			want:   true,
-		},
-		{
-			reason: "a different account is a different principal",
-			a:      stmt(`{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"kms:*","Resource":"*"}`),
-			b:      stmt(`{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"}`),
-			want:   false,
-		},
-		{"KMS default policy vs how GetKeyPolicy returns it", kmsDefault, kmsDefaultAsReturned, true},
-		{"identical", kmsDefault, kmsDefault, true},
-		{"whitespace only",
-			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
-			"{ \"Version\" : \"2012-10-17\",\n\t\"Statement\" : [ { \"Effect\" : \"Allow\" , \"Action\" : \"kms:Encrypt\" , \"Resource\" : \"*\" } ] }", true},
-		{"top-level and statement key order",
-			`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}`,
-			`{"Statement":[{"Resource":"*","Action":"kms:Encrypt","Effect":"Allow"}],"Version":"2012-10-17"}`, true},
-		{"Statement object vs one-element array",
-			stmt(`{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
-		{"Action string vs one-element array",
-			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Action":["kms:Encrypt"],"Resource":"*"}]`), true},
-		{"Resource string vs one-element array",
-			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":["*"]}]`), true},
-		{"Action order",
-			stmt(`[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Action":["kms:Decrypt","kms:Encrypt"],"Resource":"*"}]`), true},
-		{"Action case",
-			stmt(`[{"Effect":"Allow","Action":"kms:GenerateDataKey*","Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Action":"KMS:generatedatakey*","Resource":"*"}]`), true},
-		{"duplicated actions",
-			stmt(`[{"Effect":"Allow","Action":["kms:Encrypt","kms:Encrypt","kms:encrypt"],"Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
-		{"NotResource order and duplicates",
-			stmt(`[{"Effect":"Deny","Action":"kms:*","NotResource":["b","a","b"]}]`),
-			stmt(`[{"Effect":"Deny","Action":"kms:*","NotResource":["a","b"]}]`), true},
-		{"statement order",
-			stmt(`[{"Sid":"A","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"},{"Sid":"B","Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]`),
-			stmt(`[{"Sid":"B","Effect":"Deny","Action":"kms:Decrypt","Resource":"*"},{"Sid":"A","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
-		{"Principal \"*\" vs {\"AWS\":\"*\"}",
-			stmt(`[{"Effect":"Allow","Principal":"*","Action":"kms:Encrypt","Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:Encrypt","Resource":"*"}]`), true},
-		{"Principal \"*\" vs {\"AWS\":[\"*\"]}",
-			stmt(`[{"Effect":"Allow","Principal":"*","Action":"kms:Encrypt","Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":"kms:Encrypt","Resource":"*"}]`), true},
-		{"Principal AWS list order and duplicates",
-			stmt(`[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::1:role/b","arn:aws:iam::1:role/a"],"Service":"logs.amazonaws.com"},"Action":"kms:Encrypt","Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Principal":{"Service":["logs.amazonaws.com"],"AWS":["arn:aws:iam::1:role/a","arn:aws:iam::1:role/b","arn:aws:iam::1:role/a"]},"Action":"kms:Encrypt","Resource":"*"}]`), true},
-		{"condition value string vs one-element array",
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"s3.us-east-1.amazonaws.com"}}}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":["s3.us-east-1.amazonaws.com"]}}}]`), true},
-		{"condition value order",
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":["b","a"]}}}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":["a","b"]}}}]`), true},
-		{"condition bool vs \"true\"",
-			stmt(`[{"Effect":"Allow","Action":"kms:CreateGrant","Resource":"*","Condition":{"Bool":{"kms:GrantIsForAWSResource":true}}}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:CreateGrant","Resource":"*","Condition":{"Bool":{"kms:GrantIsForAWSResource":"true"}}}]`), true},
-		{"condition number vs string",
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"NumericLessThan":{"aws:MultiFactorAuthAge":[3600]}}}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"NumericLessThan":{"aws:MultiFactorAuthAge":"3600"}}}]`), true},
-		{"condition key case",
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:CallerAccount":"111122223333"}}}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"KMS:calleraccount":"111122223333"}}}]`), true},
-		{"absent Sid vs empty Sid",
-			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
-			stmt(`[{"Sid":"","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
-		{"duplicated statement",
-			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"},{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
+// equalCases are our own equal/unequal pairs; TestCorpora also runs them
+// through awspolicyequivalence.
+var equalCases = []struct {
+	reason string
+	a, b   string
+	want   bool
+}{
+	// Equal pairs.
+	{
+		reason: "IAM stores a bare account id principal as the account's root ARN",
+		a:      stmt(`{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"kms:*","Resource":"*"}`),
+		b:      stmt(`{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}`),
+		want:   true,
+	},
+	{
+		reason: "a different account is a different principal",
+		a:      stmt(`{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"kms:*","Resource":"*"}`),
+		b:      stmt(`{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"}`),
+		want:   false,
+	},
+	{"KMS default policy vs how GetKeyPolicy returns it", kmsDefault, kmsDefaultAsReturned, true},
+	{"identical", kmsDefault, kmsDefault, true},
+	{"whitespace only",
+		stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+		"{ \"Version\" : \"2012-10-17\",\n\t\"Statement\" : [ { \"Effect\" : \"Allow\" , \"Action\" : \"kms:Encrypt\" , \"Resource\" : \"*\" } ] }", true},
+	{"top-level and statement key order",
+		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}`,
+		`{"Statement":[{"Resource":"*","Action":"kms:Encrypt","Effect":"Allow"}],"Version":"2012-10-17"}`, true},
+	{"Statement object vs one-element array",
+		stmt(`{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
+	{"Action string vs one-element array",
+		stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Action":["kms:Encrypt"],"Resource":"*"}]`), true},
+	{"Resource string vs one-element array",
+		stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":["*"]}]`), true},
+	{"Action order",
+		stmt(`[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Action":["kms:Decrypt","kms:Encrypt"],"Resource":"*"}]`), true},
+	{"Action case",
+		stmt(`[{"Effect":"Allow","Action":"kms:GenerateDataKey*","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Action":"KMS:generatedatakey*","Resource":"*"}]`), true},
+	{"duplicated actions",
+		stmt(`[{"Effect":"Allow","Action":["kms:Encrypt","kms:Encrypt","kms:encrypt"],"Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
+	{"NotResource order and duplicates",
+		stmt(`[{"Effect":"Deny","Action":"kms:*","NotResource":["b","a","b"]}]`),
+		stmt(`[{"Effect":"Deny","Action":"kms:*","NotResource":["a","b"]}]`), true},
+	{"statement order",
+		stmt(`[{"Sid":"A","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"},{"Sid":"B","Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]`),
+		stmt(`[{"Sid":"B","Effect":"Deny","Action":"kms:Decrypt","Resource":"*"},{"Sid":"A","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
+	{"Principal \"*\" vs {\"AWS\":\"*\"}",
+		stmt(`[{"Effect":"Allow","Principal":"*","Action":"kms:Encrypt","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:Encrypt","Resource":"*"}]`), true},
+	{"Principal \"*\" vs {\"AWS\":[\"*\"]}",
+		stmt(`[{"Effect":"Allow","Principal":"*","Action":"kms:Encrypt","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":"kms:Encrypt","Resource":"*"}]`), true},
+	{"Principal AWS list order and duplicates",
+		stmt(`[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::1:role/b","arn:aws:iam::1:role/a"],"Service":"logs.amazonaws.com"},"Action":"kms:Encrypt","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Principal":{"Service":["logs.amazonaws.com"],"AWS":["arn:aws:iam::1:role/a","arn:aws:iam::1:role/b","arn:aws:iam::1:role/a"]},"Action":"kms:Encrypt","Resource":"*"}]`), true},
+	{"condition value string vs one-element array",
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"s3.us-east-1.amazonaws.com"}}}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":["s3.us-east-1.amazonaws.com"]}}}]`), true},
+	{"condition value order",
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":["b","a"]}}}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":["a","b"]}}}]`), true},
+	{"condition bool vs \"true\"",
+		stmt(`[{"Effect":"Allow","Action":"kms:CreateGrant","Resource":"*","Condition":{"Bool":{"kms:GrantIsForAWSResource":true}}}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:CreateGrant","Resource":"*","Condition":{"Bool":{"kms:GrantIsForAWSResource":"true"}}}]`), true},
+	{"condition number vs string",
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"NumericLessThan":{"aws:MultiFactorAuthAge":[3600]}}}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"NumericLessThan":{"aws:MultiFactorAuthAge":"3600"}}}]`), true},
+	{"condition key case",
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:CallerAccount":"111122223333"}}}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"KMS:calleraccount":"111122223333"}}}]`), true},
+	{"absent Sid vs empty Sid",
+		stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+		stmt(`[{"Sid":"","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
+	{"duplicated statement",
+		stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"},{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), true},
 
-		// Unequal pairs.
-		{"different action",
-			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]`), false},
-		{"extra action",
-			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*"}]`), false},
-		{"Allow vs Deny",
-			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
-			stmt(`[{"Effect":"Deny","Action":"kms:Encrypt","Resource":"*"}]`), false},
-		{"extra statement",
-			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"},{"Effect":"Deny","Action":"kms:Delete*","Resource":"*"}]`), false},
-		{"different principal",
-			stmt(`[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"}]`), false},
-		{"different principal type",
-			stmt(`[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Principal":{"Service":"*"},"Action":"kms:*","Resource":"*"}]`), false},
-		{"different condition value",
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:CallerAccount":"111122223333"}}}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:CallerAccount":"444455556666"}}}]`), false},
-		{"condition value case is significant",
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":"Blue"}}}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":"blue"}}}]`), false},
-		{"different condition operator",
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"s3.amazonaws.com"}}}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringLike":{"kms:ViaService":"s3.amazonaws.com"}}}]`), false},
-		{"condition operator case is significant",
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"s3.amazonaws.com"}}}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"stringequals":{"kms:ViaService":"s3.amazonaws.com"}}}]`), false},
-		{"missing condition",
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"s3.amazonaws.com"}}}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]`), false},
-		{"NotAction vs Action",
-			stmt(`[{"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]`),
-			stmt(`[{"Effect":"Deny","NotAction":"kms:Decrypt","Resource":"*"}]`), false},
-		{"Resource changed",
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"arn:aws:kms:us-east-1:111122223333:key/abc"}]`), false},
-		{"Resource case is significant",
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"arn:aws:kms:us-east-1:111122223333:alias/App"}]`),
-			stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"arn:aws:kms:us-east-1:111122223333:alias/app"}]`), false},
-		{"different Sid",
-			stmt(`[{"Sid":"A","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
-			stmt(`[{"Sid":"B","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), false},
-		{"different Version",
-			`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}`,
-			`{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}`, false},
-		{"different Id", kmsDefault, strings.Replace(kmsDefault, "key-default-1", "key-consolepolicy-3", 1), false},
-	}
-	for _, tc := range cases {
+	// Unequal pairs.
+	{"different action",
+		stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]`), false},
+	{"extra action",
+		stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*"}]`), false},
+	{"Allow vs Deny",
+		stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+		stmt(`[{"Effect":"Deny","Action":"kms:Encrypt","Resource":"*"}]`), false},
+	{"extra statement",
+		stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"},{"Effect":"Deny","Action":"kms:Delete*","Resource":"*"}]`), false},
+	{"different principal",
+		stmt(`[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"}]`), false},
+	{"a role's unique id is not its ARN",
+		// When a role is deleted, IAM shows its unique id (AROA...) in the
+		// stored policy instead of its ARN. Unique ids are never reused, so the
+		// key no longer grants the role, nor a re-created role of the same
+		// name: real drift. PutKeyPolicy with the ARN repairs it, or fails
+		// (invalid principal) while the role does not exist.
+		stmt(`[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/app"},"Action":"kms:Decrypt","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Principal":{"AWS":"AROAEXAMPLEID1234567"},"Action":"kms:Decrypt","Resource":"*"}]`), false},
+	{"empty Principal lists vs no Principal",
+		// Neither is a valid key policy statement (KMS requires a principal),
+		// so neither can come back from GetKeyPolicy; "differs" sends the
+		// spec to PutKeyPolicy, whose error the user then sees.
+		stmt(`[{"Effect":"Allow","Principal":{"AWS":[],"Service":[]},"Action":"kms:Decrypt","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]`), false},
+	{"different principal type",
+		stmt(`[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Principal":{"Service":"*"},"Action":"kms:*","Resource":"*"}]`), false},
+	{"different condition value",
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:CallerAccount":"111122223333"}}}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:CallerAccount":"444455556666"}}}]`), false},
+	{"condition value case is significant",
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":"Blue"}}}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":"blue"}}}]`), false},
+	{"different condition operator",
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"s3.amazonaws.com"}}}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringLike":{"kms:ViaService":"s3.amazonaws.com"}}}]`), false},
+	{"condition operator case is significant",
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"s3.amazonaws.com"}}}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"stringequals":{"kms:ViaService":"s3.amazonaws.com"}}}]`), false},
+	{"missing condition",
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"s3.amazonaws.com"}}}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]`), false},
+	{"NotAction vs Action",
+		stmt(`[{"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]`),
+		stmt(`[{"Effect":"Deny","NotAction":"kms:Decrypt","Resource":"*"}]`), false},
+	{"Resource changed",
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"arn:aws:kms:us-east-1:111122223333:key/abc"}]`), false},
+	{"Resource case is significant",
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"arn:aws:kms:us-east-1:111122223333:alias/App"}]`),
+		stmt(`[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"arn:aws:kms:us-east-1:111122223333:alias/app"}]`), false},
+	{"different Sid",
+		stmt(`[{"Sid":"A","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`),
+		stmt(`[{"Sid":"B","Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]`), false},
+	{"different Version",
+		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}`,
+		`{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}`, false},
+	{"different Id", kmsDefault, strings.Replace(kmsDefault, "key-default-1", "key-consolepolicy-3", 1), false},
+}
+
+func TestEqual(t *testing.T) {
+	for _, tc := range equalCases {
 		t.Run(tc.reason, func(t *testing.T) {
 			for _, swap := range []bool{false, true} { // Equal must be symmetric
 				a, b := tc.a, tc.b
@@ -185,22 +202,25 @@ func TestEqual(t *testing.T) {
 	}
 }
 
+// equalErrorCases are pairs Equal must refuse; TestCorpora also runs them
+// through awspolicyequivalence.
+var equalErrorCases = []struct {
+	reason  string
+	a, b    string
+	wantErr string
+}{
+	{"empty", "", kmsDefault, "policy is empty"},
+	{"whitespace only", kmsDefault, " \n", "policy is empty"},
+	{"truncated JSON", `{"Version":"2012-10-17"`, kmsDefault, "policy is not valid JSON: "},
+	{"syntax error", kmsDefault, `{"Version" "2012-10-17"}`, "policy is not valid JSON: "},
+	{"trailing data", `{} {}`, kmsDefault, "policy is not valid JSON: unexpected data after the top-level object"},
+	{"array", `[]`, kmsDefault, "policy is not a JSON object, got an array"},
+	{"string", kmsDefault, `"policy"`, "policy is not a JSON object, got a string"},
+	{"null", `null`, kmsDefault, "policy is not a JSON object, got null"},
+}
+
 func TestEqualErrors(t *testing.T) {
-	cases := []struct {
-		reason  string
-		a, b    string
-		wantErr string
-	}{
-		{"empty", "", kmsDefault, "policy is empty"},
-		{"whitespace only", kmsDefault, " \n", "policy is empty"},
-		{"truncated JSON", `{"Version":"2012-10-17"`, kmsDefault, "policy is not valid JSON: "},
-		{"syntax error", kmsDefault, `{"Version" "2012-10-17"}`, "policy is not valid JSON: "},
-		{"trailing data", `{} {}`, kmsDefault, "policy is not valid JSON: unexpected data after the top-level object"},
-		{"array", `[]`, kmsDefault, "policy is not a JSON object, got an array"},
-		{"string", kmsDefault, `"policy"`, "policy is not a JSON object, got a string"},
-		{"null", `null`, kmsDefault, "policy is not a JSON object, got null"},
-	}
-	for _, tc := range cases {
+	for _, tc := range equalErrorCases {
 		t.Run(tc.reason, func(t *testing.T) {
 			got, err := Equal(tc.a, tc.b)
 			if err == nil {
