@@ -193,10 +193,129 @@ func TestEqual(t *testing.T) {
 					t.Fatalf("Equal: unexpected error: %v", err)
 				}
 				if got != tc.want {
-					ca, _ := canonical(a)
-					cb, _ := canonical(b)
+					ca, _ := canonical(a, newOptions(nil))
+					cb, _ := canonical(b, newOptions(nil))
 					t.Errorf("Equal(swapped=%v) = %v, want %v; canonical forms (-a +b):\n%s", swap, got, tc.want, cmp.Diff(ca, cb))
 				}
+			}
+		})
+	}
+}
+
+// rootGrant is a policy granting kms:* to the given AWS principals (a JSON
+// string or array).
+func rootGrant(principals string) string {
+	return stmt(`[{"Effect":"Allow","Principal":{"AWS":` + principals + `},"Action":"kms:*","Resource":"*"}]`)
+}
+
+// in is the option list comparing in a partition.
+func in(partition string) []Option { return []Option{InPartition(partition)} }
+
+// partitionCases compare with or without InPartition. TestCorpora also runs
+// them through awspolicyequivalence.
+var partitionCases = []struct {
+	reason string
+	opts   []Option
+	a, b   string
+	want   bool
+}{
+	{"default is aws: bare account id is the aws root ARN", nil,
+		rootGrant(`"111122223333"`), rootGrant(`"arn:aws:iam::111122223333:root"`), true},
+	{"default is aws: not the aws-cn root ARN (the resync loop in China without InPartition)", nil,
+		rootGrant(`"111122223333"`), rootGrant(`"arn:aws-cn:iam::111122223333:root"`), false},
+	{"an empty partition keeps the default", in(""),
+		rootGrant(`"111122223333"`), rootGrant(`"arn:aws:iam::111122223333:root"`), true},
+	{"aws", in("aws"),
+		rootGrant(`"111122223333"`), rootGrant(`"arn:aws:iam::111122223333:root"`), true},
+	{"aws-cn", in("aws-cn"),
+		rootGrant(`"111122223333"`), rootGrant(`"arn:aws-cn:iam::111122223333:root"`), true},
+	{"aws-us-gov", in("aws-us-gov"),
+		rootGrant(`"111122223333"`), rootGrant(`"arn:aws-us-gov:iam::111122223333:root"`), true},
+	{"aws-iso", in("aws-iso"),
+		rootGrant(`"111122223333"`), rootGrant(`"arn:aws-iso:iam::111122223333:root"`), true},
+	{"aws-iso-b", in("aws-iso-b"),
+		rootGrant(`"111122223333"`), rootGrant(`"arn:aws-iso-b:iam::111122223333:root"`), true},
+	{"aws-iso-e", in("aws-iso-e"),
+		rootGrant(`"111122223333"`), rootGrant(`"arn:aws-iso-e:iam::111122223333:root"`), true},
+	{"aws-iso-f", in("aws-iso-f"),
+		rootGrant(`"111122223333"`), rootGrant(`"arn:aws-iso-f:iam::111122223333:root"`), true},
+	{"aws-eusc", in("aws-eusc"),
+		rootGrant(`"111122223333"`), rootGrant(`"arn:aws-eusc:iam::111122223333:root"`), true},
+	{"aws-cn: not the aws root ARN (KMS writes the key's partition)", in("aws-cn"),
+		rootGrant(`"111122223333"`), rootGrant(`"arn:aws:iam::111122223333:root"`), false},
+	{"aws-us-gov: another account differs", in("aws-us-gov"),
+		rootGrant(`"111122223333"`), rootGrant(`"arn:aws-us-gov:iam::444455556666:root"`), false},
+	{"aws-iso-b: ARNs are compared as written", in("aws-iso-b"),
+		rootGrant(`"arn:aws-iso-b:iam::111122223333:role/app"`), rootGrant(`["arn:aws-iso-b:iam::111122223333:role/app"]`), true},
+	{"aws-eusc: bare ids and root ARNs mixed in a list", in("aws-eusc"),
+		rootGrant(`["111122223333","arn:aws-eusc:iam::444455556666:root"]`),
+		rootGrant(`["arn:aws-eusc:iam::444455556666:root","arn:aws-eusc:iam::111122223333:root"]`), true},
+	{"aws-iso: NotPrincipal too", in("aws-iso"),
+		stmt(`[{"Effect":"Deny","NotPrincipal":{"AWS":"111122223333"},"Action":"kms:*","Resource":"*"}]`),
+		stmt(`[{"Effect":"Deny","NotPrincipal":{"AWS":["arn:aws-iso:iam::111122223333:root"]},"Action":"kms:*","Resource":"*"}]`), true},
+	{"aws-cn: an account id in a condition is not a principal", in("aws-cn"),
+		stmt(`[{"Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:CallerAccount":"111122223333"}}}]`),
+		stmt(`[{"Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:CallerAccount":"arn:aws-cn:iam::111122223333:root"}}}]`), false},
+	{"aws-cn: KMS default policy as GetKeyPolicy returns it", in("aws-cn"),
+		strings.ReplaceAll(kmsDefault, "arn:aws:iam::111122223333:root", "111122223333"),
+		strings.ReplaceAll(kmsDefaultAsReturned, "arn:aws:", "arn:aws-cn:"), true},
+}
+
+func TestEqualInPartition(t *testing.T) {
+	for _, tc := range partitionCases {
+		t.Run(tc.reason, func(t *testing.T) {
+			for _, swap := range []bool{false, true} { // Equal must be symmetric
+				a, b := tc.a, tc.b
+				if swap {
+					a, b = b, a
+				}
+				got, err := Equal(a, b, tc.opts...)
+				if err != nil {
+					t.Fatalf("Equal: unexpected error: %v", err)
+				}
+				if got != tc.want {
+					o := newOptions(tc.opts)
+					ca, _ := canonical(a, o)
+					cb, _ := canonical(b, o)
+					t.Errorf("Equal(swapped=%v) in partition %q = %v, want %v; canonical forms (-a +b):\n%s",
+						swap, o.partition, got, tc.want, cmp.Diff(ca, cb))
+				}
+			}
+		})
+	}
+}
+
+func TestPartitionOf(t *testing.T) {
+	cases := []struct {
+		reason string
+		arn    string
+		want   string
+	}{
+		{"key ARN in aws", "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", "aws"},
+		{"key ARN in aws-cn", "arn:aws-cn:kms:cn-north-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", "aws-cn"},
+		{"key ARN in aws-us-gov", "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", "aws-us-gov"},
+		{"key ARN in aws-iso", "arn:aws-iso:kms:us-iso-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", "aws-iso"},
+		{"key ARN in aws-iso-b", "arn:aws-iso-b:kms:us-isob-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", "aws-iso-b"},
+		{"key ARN in aws-iso-e", "arn:aws-iso-e:kms:eu-isoe-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", "aws-iso-e"},
+		{"key ARN in aws-iso-f", "arn:aws-iso-f:kms:us-isof-south-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", "aws-iso-f"},
+		{"key ARN in aws-eusc", "arn:aws-eusc:kms:eusc-de-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", "aws-eusc"},
+		{"multi-Region key ARN", "arn:aws-cn:kms:cn-northwest-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab", "aws-cn"},
+		{"alias ARN", "arn:aws-us-gov:kms:us-gov-east-1:111122223333:alias/app", "aws-us-gov"},
+		{"IAM ARN: no region", "arn:aws-cn:iam::111122223333:root", "aws-cn"},
+		{"resource with colons", "arn:aws-eusc:logs:eusc-de-east-1:111122223333:log-group:app:*", "aws-eusc"},
+		{"unknown partition: taken as written", "arn:aws-future:kms:xx-east-1:111122223333:key/k", "aws-future"},
+		{"key id", "1234abcd-12ab-34cd-56ef-1234567890ab", "aws"},
+		{"alias name", "alias/app", "aws"},
+		{"account id", "111122223333", "aws"},
+		{"empty", "", "aws"},
+		{"too few fields", "arn:aws-cn:kms:cn-north-1", "aws"},
+		{"empty partition", "arn::kms:us-east-1:111122223333:key/k", "aws"},
+		{"not arn:", "urn:aws-cn:kms:cn-north-1:111122223333:key/k", "aws"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, PartitionOf(tc.arn)); diff != "" {
+				t.Errorf("PartitionOf(%q) (-want +got):\n%s", tc.arn, diff)
 			}
 		})
 	}
@@ -278,7 +397,7 @@ func TestValidate(t *testing.T) {
 func TestCanonical(t *testing.T) {
 	want := `{"Id":"key-default-1","Statement":[{"Action":["kms:*"],"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:root"]},"Resource":["*"],"Sid":"Enable IAM User Permissions"}],"Version":"2012-10-17"}`
 	for _, p := range []string{kmsDefault, kmsDefaultAsReturned} {
-		got, err := canonical(p)
+		got, err := canonical(p, newOptions(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,8 +428,8 @@ func FuzzEqual(f *testing.F) {
 			if !eq {
 				t.Errorf("Equal(p, p) = false for %q", p)
 			}
-			c, _ := canonical(p)
-			cc, err := canonical(c)
+			c, _ := canonical(p, newOptions(nil))
+			cc, err := canonical(c, newOptions(nil))
 			if err != nil {
 				t.Fatalf("canonical form %q does not parse: %v", c, err)
 			}
