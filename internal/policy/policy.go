@@ -273,6 +273,11 @@ func condition(v any) any {
 		merged := map[string][]string{}
 		for key, vals := range km {
 			lk := strings.ToLower(key)
+			// Start from an empty list, not nil: an empty value list must
+			// stay [] (nil would render as null, which reads back as "null").
+			if merged[lk] == nil {
+				merged[lk] = []string{}
+			}
 			merged[lk] = append(merged[lk], set(vals, nil)...)
 		}
 		canon := map[string]any{}

@@ -418,6 +418,8 @@ func FuzzEqual(f *testing.F) {
 	f.Add(`{}`, `{"Statement":"x","Version":[["a"]]}`)
 	// Found by fuzzing: wrapped values must normalize the same way twice.
 	f.Add(`{"Statement":[{"Principal":["*"]}]}`, `{"Statement":[[{"Condition":[{"StringEquals":[{"K":["v"]}]}]}]]}`)
+	// Found by fuzzing: an empty condition value list must stay empty.
+	f.Add(`{"Statement":[{"Condition":{"StringEquals":{"K":[]}}}]}`, `{"Statement":[{"Condition":{"StringEquals":{"K":null}}}]}`)
 	f.Add(`not json`, `[1,2]`)
 	f.Fuzz(func(t *testing.T, a, b string) {
 		for _, p := range []string{a, b} {
