@@ -6,6 +6,12 @@
 // statements reordered. Comparing the raw strings therefore reports drift
 // that does not exist, and the operator keeps re-applying the policy forever.
 // Equal compares what the policies mean instead of how they are spelled.
+//
+// Terraform's github.com/hashicorp/awspolicyequivalence is not used: run on
+// its corpus and ours (corpus_test.go), it calls "*" and {"AWS":"*"}, or
+// action names and condition keys differing only in case, different (so an
+// unchanged policy would be rewritten), and treats "allow" as "Allow" and an
+// empty document as "{}" (hiding a spec KMS refuses).
 package policy
 
 import (
