@@ -6,6 +6,12 @@
 // statements reordered. Comparing the raw strings therefore reports drift
 // that does not exist, and the operator keeps re-applying the policy forever.
 // Equal compares what the policies mean instead of how they are spelled.
+//
+// Terraform's github.com/hashicorp/awspolicyequivalence is not used: run on
+// its corpus and ours (corpus_test.go), it calls "*" and {"AWS":"*"}, or
+// action names and condition keys differing only in case, different (so an
+// unchanged policy would be rewritten), and treats "allow" as "Allow" and an
+// empty document as "{}" (hiding a spec KMS refuses).
 package policy
 
 import (
@@ -20,17 +26,61 @@ import (
 
 // Equal reports whether two policy documents mean the same thing. It returns
 // an error when either document is not a valid JSON object; the error text is
-// meant to be shown to users.
-func Equal(a, b string) (bool, error) {
-	ca, err := canonical(a)
+// meant to be shown to users. A bare account id principal means the account's
+// root ARN in partition aws, or in the partition given with InPartition.
+func Equal(a, b string, opts ...Option) (bool, error) {
+	o := newOptions(opts)
+	ca, err := canonical(a, o)
 	if err != nil {
 		return false, err
 	}
-	cb, err := canonical(b)
+	cb, err := canonical(b, o)
 	if err != nil {
 		return false, err
 	}
 	return ca == cb, nil
+}
+
+// Option changes how Equal compares.
+type Option func(*options)
+
+type options struct {
+	partition string
+}
+
+func newOptions(opts []Option) options {
+	o := options{partition: "aws"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// InPartition compares policies as KMS stores them in the given AWS partition
+// ("aws", the default, "aws-cn", "aws-us-gov", ...): KMS replaces a bare
+// account id principal with that account's root ARN in the key's partition,
+// so in aws-cn "111122223333" comes back as
+// "arn:aws-cn:iam::111122223333:root". Pass PartitionOf(the key's ARN).
+// An empty partition keeps the default.
+func InPartition(partition string) Option {
+	return func(o *options) {
+		if partition != "" {
+			o.partition = partition
+		}
+	}
+}
+
+// PartitionOf returns the partition field of an ARN ("aws-cn" for
+// "arn:aws-cn:kms:cn-north-1:111122223333:key/..."), or "aws" when s is not
+// an ARN (a key id, an alias name, an empty string).
+func PartitionOf(s string) string {
+	// arn:partition:service:region:account-id:resource; the resource may
+	// itself contain colons.
+	f := strings.SplitN(s, ":", 6)
+	if len(f) < 6 || f[0] != "arn" || f[1] == "" {
+		return "aws"
+	}
+	return f[1]
 }
 
 // Validate is a cheap structural check to run before sending a policy to KMS,
@@ -96,9 +146,10 @@ func parse(p string) (map[string]any, error) {
 	return m, nil
 }
 
-// canonical renders p in a canonical JSON form: two policies are equal
-// exactly when their canonical forms are equal strings.
-func canonical(p string) (string, error) {
+// canonical renders p in a canonical JSON form: two policies compared with
+// the same options are equal exactly when their canonical forms are equal
+// strings.
+func canonical(p string, o options) (string, error) {
 	doc, err := parse(p)
 	if err != nil {
 		return "", err
@@ -106,7 +157,7 @@ func canonical(p string) (string, error) {
 	out := map[string]any{}
 	for k, v := range doc {
 		if k == "Statement" {
-			out[k] = statements(v)
+			out[k] = statements(v, o)
 		} else {
 			// Version and Id are compared as-is.
 			out[k] = generic(v)
@@ -116,7 +167,7 @@ func canonical(p string) (string, error) {
 }
 
 // statements canonicalizes the Statement element.
-func statements(v any) any {
+func statements(v any, o options) any {
 	var list []any
 	switch s := v.(type) {
 	case map[string]any:
@@ -131,7 +182,7 @@ func statements(v any) any {
 	// nothing extra: compare them as a set of canonical forms.
 	strs := make([]string, 0, len(list))
 	for _, s := range list {
-		strs = append(strs, compact(statement(s)))
+		strs = append(strs, compact(statement(s, o)))
 	}
 	slices.Sort(strs)
 	strs = slices.Compact(strs)
@@ -142,7 +193,7 @@ func statements(v any) any {
 	return out
 }
 
-func statement(v any) any {
+func statement(v any, o options) any {
 	m, ok := unwrap(v).(map[string]any)
 	if !ok {
 		return generic(v)
@@ -164,7 +215,7 @@ func statement(v any) any {
 			// ARNs are case-sensitive, but a list is still a set.
 			out[k] = set(v, nil)
 		case "Principal", "NotPrincipal":
-			out[k] = principal(v)
+			out[k] = principal(v, o.partition)
 		case "Condition":
 			out[k] = condition(v)
 		default:
@@ -176,7 +227,7 @@ func statement(v any) any {
 }
 
 // principal canonicalizes a Principal/NotPrincipal element.
-func principal(v any) any {
+func principal(v any, partition string) any {
 	v = unwrap(v)
 	if v == "*" {
 		// IAM documents "*" as shorthand for {"AWS": "*"} (everyone).
@@ -192,7 +243,7 @@ func principal(v any) any {
 		// are a set; KMS collapses one-element lists to a string.
 		fold := (func(string) string)(nil)
 		if typ == "AWS" {
-			fold = accountRoot
+			fold = func(id string) string { return accountRoot(id, partition) }
 		}
 		out[typ] = set(ids, fold)
 	}
@@ -200,10 +251,11 @@ func principal(v any) any {
 }
 
 // accountRoot: IAM stores a bare account id principal as the account's root
-// ARN, so KMS returns "111122223333" as "arn:aws:iam::111122223333:root".
-func accountRoot(id string) string {
+// ARN in the key's partition, so KMS returns "111122223333" as
+// "arn:aws:iam::111122223333:root" in partition aws.
+func accountRoot(id, partition string) string {
 	if len(id) == 12 && strings.Trim(id, "0123456789") == "" {
-		return "arn:aws:iam::" + id + ":root"
+		return "arn:" + partition + ":iam::" + id + ":root"
 	}
 	return id
 }
@@ -227,6 +279,11 @@ func condition(v any) any {
 		merged := map[string][]string{}
 		for key, vals := range km {
 			lk := strings.ToLower(key)
+			// Start from an empty list, not nil: an empty value list must
+			// stay [] (nil would render as null, which reads back as "null").
+			if merged[lk] == nil {
+				merged[lk] = []string{}
+			}
 			merged[lk] = append(merged[lk], set(vals, nil)...)
 		}
 		canon := map[string]any{}
