@@ -36,6 +36,8 @@ func init() {
 // (README, Helm chart, Deployment).
 type config struct {
 	region, kmsEndpoint         string
+	taggingEndpoint             string
+	consistencyWindow           time.Duration
 	syncPeriod                  time.Duration
 	maxConcurrentReconciles     int
 	watchNamespaces             string
@@ -55,10 +57,12 @@ func main() {
 	var c config
 	flag.StringVar(&c.region, "region", "", "Default AWS region for KMS (default: the AWS configuration chain, e.g. AWS_REGION).")
 	flag.StringVar(&c.kmsEndpoint, "kms-endpoint", "", "KMS endpoint URL (default: the AWS configuration chain, e.g. AWS_ENDPOINT_URL_KMS, else AWS's public endpoint).")
+	flag.StringVar(&c.taggingEndpoint, "tagging-endpoint", "", "Resource Groups Tagging API endpoint URL, which finds keys by their ownership tags (default: the AWS configuration chain, e.g. AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API).")
+	flag.DurationVar(&c.consistencyWindow, "kms-consistency-window", controllers.DefaultConsistencyWindow, "How long KMS's answers may lag behind the operator's own writes (KMS is eventually consistent): a key or grant not found, or a principal not known, within it is waited for, not believed.")
 	flag.DurationVar(&c.syncPeriod, "sync-period", 10*time.Minute, "How often each object is re-observed in KMS to correct drift (with 10% jitter).")
 	flag.IntVar(&c.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Reconciles run in parallel per kind.")
 	flag.StringVar(&c.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch (default: all).")
-	flag.StringVar(&c.clusterName, "cluster-name", "default", "Name of this cluster, written into the ownership tags of the keys it creates.")
+	flag.StringVar(&c.clusterName, "cluster-name", "", "Name of this cluster, unique among the clusters sharing an AWS account, written into the ownership tags of the keys it creates (required).")
 	flag.BoolVar(&c.allowAdoption, "allow-adoption", false, "Allow Key objects to adopt existing KMS keys through spec.keyID.")
 	flag.BoolVar(&c.allowUnmanagedKeyReferences, "allow-unmanaged-key-references", false, "Allow Alias and Grant objects to reference, by raw key id, keys the operator does not own.")
 	flag.BoolVar(&c.leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
@@ -91,6 +95,11 @@ func main() {
 
 func run(ctx context.Context, c config) error {
 	log := ctrl.Log.WithName("setup")
+	if c.clusterName == "" {
+		// Two clusters sharing a default name would share ownership of each
+		// other's keys: it must be chosen.
+		return fmt.Errorf("--cluster-name is required: a name unique among the clusters that share this AWS account")
+	}
 	cacheOpts := cache.Options{}
 	if ns := splitList(c.watchNamespaces); len(ns) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
@@ -126,10 +135,11 @@ func run(ctx context.Context, c config) error {
 		quotas = kmsclient.Quotas(kmsclient.DefaultQuotas, c.quotaShare, c.quotas)
 	}
 	provider, err := kmsclient.NewProvider(ctx, kmsclient.ProviderOptions{
-		Region:     c.region,
-		Endpoint:   c.kmsEndpoint,
-		Registerer: metrics.Registry,
-		Quotas:     quotas,
+		Region:          c.region,
+		Endpoint:        c.kmsEndpoint,
+		TaggingEndpoint: c.taggingEndpoint,
+		Registerer:      metrics.Registry,
+		Quotas:          quotas,
 	})
 	if err != nil {
 		return fmt.Errorf("kms client: %w", err)
@@ -142,6 +152,7 @@ func run(ctx context.Context, c config) error {
 		ClusterName:                 c.clusterName,
 		AllowAdoption:               c.allowAdoption,
 		AllowUnmanagedKeyReferences: c.allowUnmanagedKeyReferences,
+		ConsistencyWindow:           c.consistencyWindow,
 	}
 	if err := controllers.SetupAll(mgr, opts); err != nil {
 		return err
@@ -155,7 +166,7 @@ func run(ctx context.Context, c config) error {
 	}
 	log.Info("starting", "region", c.region, "syncPeriod", c.syncPeriod, "watchNamespaces", c.watchNamespaces,
 		"clusterName", c.clusterName, "allowAdoption", c.allowAdoption,
-		"allowUnmanagedKeyReferences", c.allowUnmanagedKeyReferences)
+		"allowUnmanagedKeyReferences", c.allowUnmanagedKeyReferences, "kmsConsistencyWindow", c.consistencyWindow)
 	return mgr.Start(ctx)
 }
 

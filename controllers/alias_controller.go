@@ -108,7 +108,7 @@ func (r *AliasReconciler) reconcileNormal(ctx context.Context, a *kmsv1alpha1.Al
 		return ctrl.Result{}, err
 	}
 	if err := r.converge(ctx, a, target, current, owns(a, arn)); err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, target.stale(err, r.Options)
 	}
 	if a.Status.ARN != "" && a.Status.ARN != arn {
 		// The target moved to another region; the alias in the old one is ours too.

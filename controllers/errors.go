@@ -46,17 +46,24 @@ var kmsFailures = map[kmsclient.Class]failureRule{
 	kmsclient.InvalidState:    {kmsv1alpha1.ReasonInvalidKeyState, false, false, corev1.EventTypeWarning, "the key's state forbids this change: "},
 	kmsclient.Invalid:         {kmsv1alpha1.ReasonInvalidSpec, false, false, corev1.EventTypeWarning, "KMS rejected the spec; fix it and re-apply: "},
 	kmsclient.MalformedPolicy: {kmsv1alpha1.ReasonInvalidSpec, false, false, corev1.EventTypeWarning, "KMS rejected the spec; fix it and re-apply: "},
+	// Once its grace is over (consistency.go), a principal KMS still does not
+	// know is a mistake in the spec.
+	kmsclient.UnknownPrincipal: {kmsv1alpha1.ReasonInvalidSpec, false, false, corev1.EventTypeWarning, "KMS does not know a principal the spec names; fix it and re-apply: "},
+	// Only an IAM or key policy change fixes it, which no spec change or
+	// event tells the operator about: retried with backoff, never longer
+	// apart than the sync period.
+	kmsclient.AccessDenied: {kmsv1alpha1.ReasonAccessDenied, true, false, corev1.EventTypeWarning, "the operator's AWS identity may not do this; grant it the permission (see the README's IAM permissions): "},
 }
 
 // failureOf maps err to a failure. The operator's own errors come first: a
-// spec error names its reason, a retryable error is retried whatever it
-// wraps; then the class of a KMS error; anything else (the API server, the
-// network) is a passing fault retried with backoff.
+// spec error names its reason, a wait for KMS to catch up (consistency.go) is
+// retried whatever it wraps; then the class of a KMS error; anything else
+// (the API server, the network) is a passing fault retried with backoff.
 func failureOf(err error) failure {
 	msg := err.Error()
-	var re *retryableError
-	if errors.As(err, &re) {
-		return failure{kmsv1alpha1.ReasonReconcileError, msg, true, true, corev1.EventTypeWarning}
+	var pe *propagatingError
+	if errors.As(err, &pe) {
+		return failure{kmsv1alpha1.ReasonPropagating, msg, true, true, corev1.EventTypeNormal}
 	}
 	var se *specError
 	if errors.As(err, &se) {
@@ -80,9 +87,3 @@ type specError struct {
 func (e *specError) Error() string { return e.msg }
 
 func newSpecError(reason, msg string) error { return &specError{reason: reason, msg: msg} }
-
-// retryableError is retried with backoff whatever the class of the error it
-// wraps (for example a malformed policy while IAM may still be propagating).
-type retryableError struct{ error }
-
-func (e *retryableError) Unwrap() error { return e.error }

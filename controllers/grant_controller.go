@@ -2,10 +2,8 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"maps"
-	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
@@ -81,208 +79,77 @@ func (r *GrantReconciler) reconcileNormal(ctx context.Context, g *kmsv1alpha1.Gr
 	// KMS cannot look a grant up by name: one ListGrants of the key shows ours.
 	grants, err := target.api.ListGrants(ctx, target.id)
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, target.stale(err, r.Options)
 	}
-	currentID, stale := splitGrants(grants, want, g.Status.GrantID)
-
+	found := sortGrants(grants, want, g.Status.GrantID, g.Spec.Name == "")
+	currentID := found.current
 	if currentID == "" {
+		// New grants show in ListGrants late; CreateGrant with our name and
+		// parameters returns the existing grant's id, so it is safe to send
+		// whatever the list showed.
 		if currentID, err = target.api.CreateGrant(ctx, want); err != nil {
-			return ctrl.Result{}, err
+			return ctrl.Result{}, awaitPrincipal(g, target.stale(err, r.Options))
 		}
-		note := "Created grant %s on key %s"
-		switch {
-		case len(stale) > 0 || (g.Status.KeyID != "" && g.Status.KeyID != target.id):
-			note = "Created grant %s on key %s to replace the one that no longer matches the spec"
-		case g.Status.GrantID != "":
-			note = "Re-created grant %s on key %s, revoked outside Kubernetes"
-		}
-		r.recorder.Eventf(g, nil, corev1.EventTypeNormal, "Created", "CreateGrant", note, currentID, target.id)
+		r.eventCreated(g, currentID, target.id, len(found.stale) > 0)
 	}
-	// Only now that the new grant exists do the old ones go.
-	for _, old := range stale {
-		if err := r.revokeReplaced(ctx, g, target.api, target.id, old); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	if g.Status.KeyID != "" && g.Status.KeyID != target.id && g.Status.GrantID != "" {
-		// The reference moved to another key; the old grant is on the old one.
-		if err := r.revokeReplaced(ctx, g, target.api, g.Status.KeyID, g.Status.GrantID); err != nil {
-			return ctrl.Result{}, err
-		}
+	if err := r.revokeStale(ctx, g, target, found.stale, currentID); err != nil {
+		return ctrl.Result{}, err
 	}
 
 	// Recorded only once the old grants are gone: until then the record
 	// still finds the old grant, even on another key or under another name.
 	g.Status.GrantID, g.Status.KeyID, g.Status.KeyARN = currentID, target.id, target.arn
+	if found.unsure {
+		reportSuccess(g, fmt.Sprintf("grant %s on key %s matches the spec; KMS shows a principal by its unique id until IAM propagates it, so it is looked at again soon", currentID, target.id))
+		return ctrl.Result{RequeueAfter: min(principalRecheck, r.SyncPeriod)}, nil
+	}
 	reportSuccess(g, fmt.Sprintf("grant %s on key %s matches the spec", currentID, target.id))
 	return resync(r.SyncPeriod), nil
 }
 
+// principalRecheck is when a grant whose principal KMS shows by its unique id
+// is looked at again.
+const principalRecheck = 30 * time.Second
+
+// eventCreated tells why a grant was created. CreateGrant answering the
+// recorded id means the grant was there all along, just not listed yet.
+func (r *GrantReconciler) eventCreated(g *kmsv1alpha1.Grant, id, keyID string, replacing bool) {
+	note := "Created grant %s on key %s"
+	switch {
+	case id == g.Status.GrantID:
+		return
+	case replacing || (g.Status.KeyID != "" && g.Status.KeyID != keyID):
+		note = "Created grant %s on key %s to replace the one that no longer matches the spec"
+	case g.Status.GrantID != "":
+		note = "Re-created grant %s on key %s, revoked outside Kubernetes"
+	}
+	r.recorder.Eventf(g, nil, corev1.EventTypeNormal, "Created", "CreateGrant", note, id, keyID)
+}
+
+// revokeStale revokes our grants that no longer match the spec, now that the
+// current one exists, and the recorded grant of a key the reference moved
+// away from. It never revokes currentID, the grant the spec has now: a stale
+// list can show it under another principal form.
+func (r *GrantReconciler) revokeStale(ctx context.Context, g *kmsv1alpha1.Grant, target *keyTarget, stale []string, currentID string) error {
+	for _, old := range stale {
+		if old == currentID {
+			continue
+		}
+		if err := r.revokeReplaced(ctx, g, target.api, target.id, old); err != nil {
+			return err
+		}
+	}
+	if g.Status.KeyID != "" && g.Status.KeyID != target.id && g.Status.GrantID != "" && g.Status.GrantID != currentID {
+		// The reference moved to another key; the old grant is on the old one.
+		return r.revokeReplaced(ctx, g, target.api, g.Status.KeyID, g.Status.GrantID)
+	}
+	return nil
+}
+
 func (r *GrantReconciler) revokeReplaced(ctx context.Context, g *kmsv1alpha1.Grant, api kmsclient.API, keyID, grantID string) error {
-	if removed, err := removeGrant(ctx, api, kmsv1alpha1.GrantOnDeleteRevoke, keyID, grantID); !removed {
+	if done, err := removeGrant(ctx, api, kmsv1alpha1.GrantOnDeleteRevoke, keyID, grantID); done != removed {
 		return err
 	}
 	r.recorder.Eventf(g, nil, corev1.EventTypeNormal, "Revoked", "RevokeGrant", "Revoked grant %s on key %s: replaced", grantID, keyID)
 	return nil
-}
-
-// grantName is the grant's name in KMS: stable for the object's lifetime.
-func grantName(g *kmsv1alpha1.Grant) string {
-	if g.Spec.Name != "" {
-		return g.Spec.Name
-	}
-	return "kms-operator-" + string(g.UID)
-}
-
-func grantInput(g *kmsv1alpha1.Grant, keyID string) kmsclient.GrantInput {
-	in := kmsclient.GrantInput{
-		KeyID:             keyID,
-		Name:              grantName(g),
-		GranteePrincipal:  g.Spec.GranteePrincipal,
-		RetiringPrincipal: g.Spec.RetiringPrincipal,
-	}
-	for _, op := range g.Spec.Operations {
-		in.Operations = append(in.Operations, string(op))
-	}
-	if c := g.Spec.Constraints; c != nil {
-		in.EncryptionContextSubset, in.EncryptionContextEquals = c.EncryptionContextSubset, c.EncryptionContextEquals
-	}
-	return in
-}
-
-// splitGrants finds ours among the grants on a key (our name, or the recorded
-// id) and splits them into the one matching the spec (preferring the recorded
-// id) and the stale ones: older versions, or a leftover of a crash between
-// creating a replacement and revoking the old grant.
-func splitGrants(grants []kmsclient.Grant, want kmsclient.GrantInput, recordedID string) (currentID string, stale []string) {
-	for _, gr := range grants {
-		switch {
-		case gr.Name != want.Name && gr.GrantID != recordedID:
-			// Not ours.
-		case !grantMatches(gr, want):
-			stale = append(stale, gr.GrantID)
-		case currentID == "":
-			currentID = gr.GrantID
-		case gr.GrantID == recordedID:
-			stale = append(stale, currentID)
-			currentID = gr.GrantID
-		default:
-			stale = append(stale, gr.GrantID)
-		}
-	}
-	return currentID, stale
-}
-
-// grantMatches compares a grant with the spec: operations as a set, the
-// constraints as maps (absent and empty are the same).
-func grantMatches(gr kmsclient.Grant, want kmsclient.GrantInput) bool {
-	return gr.Name == want.Name &&
-		gr.GranteePrincipal == want.GranteePrincipal &&
-		gr.RetiringPrincipal == want.RetiringPrincipal &&
-		slices.Equal(slices.Sorted(slices.Values(gr.Operations)), slices.Sorted(slices.Values(want.Operations))) &&
-		maps.Equal(gr.EncryptionContextSubset, want.EncryptionContextSubset) &&
-		maps.Equal(gr.EncryptionContextEquals, want.EncryptionContextEquals)
-}
-
-// reconcileDelete revokes or retires, per spec.onDelete, every grant this
-// object made. A grant already gone counts as done, and so does a key that is
-// gone or pending deletion: its grants die with it.
-func (r *GrantReconciler) reconcileDelete(ctx context.Context, g *kmsv1alpha1.Grant) error {
-	return r.deleteGrants(ctx, g)
-}
-
-func (r *GrantReconciler) deleteGrants(ctx context.Context, g *kmsv1alpha1.Grant) error {
-	api, keyID, err := r.recordedKey(ctx, g)
-	var se *specError
-	if errors.As(err, &se) {
-		return nil // the reference never resolved, or was refused: we made no grant
-	} else if err != nil {
-		return err
-	}
-	grants, err := api.ListGrants(ctx, keyID)
-	if grantGone(ctx, api, keyID, err) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	reason, op := "Revoked", "RevokeGrant"
-	if g.Spec.OnDelete == kmsv1alpha1.GrantOnDeleteRetire {
-		reason, op = "Retired", "RetireGrant"
-	}
-	name := grantName(g)
-	for _, gr := range grants {
-		if gr.Name != name && gr.GrantID != g.Status.GrantID {
-			continue
-		}
-		if removed, err := removeGrant(ctx, api, g.Spec.OnDelete, keyID, gr.GrantID); !removed {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		r.recorder.Eventf(g, nil, corev1.EventTypeNormal, reason, op, "%s of grant %s on key %s: the Grant was deleted", op, gr.GrantID, keyID)
-	}
-	return nil
-}
-
-// recordedKey is the key our grants are on: the recorded one (checked when it
-// was recorded), else the reference resolved again, with the tenancy check, in
-// case a crash lost the record after CreateGrant.
-func (r *GrantReconciler) recordedKey(ctx context.Context, g *kmsv1alpha1.Grant) (kmsclient.API, string, error) {
-	if g.Status.KeyID == "" {
-		target, err := resolveTarget(ctx, r.client, r.Options, g.Namespace, g.Spec.KeyRef, g.Spec.KeyID)
-		if err != nil {
-			return nil, "", err
-		}
-		return target.api, target.id, nil
-	}
-	// The recorded ARN names the region. A status written before the ARN was
-	// recorded takes it from the reference; a Key already deleted then leaves
-	// the default region.
-	region := regionOfARN(g.Spec.KeyID)
-	if g.Status.KeyARN != "" {
-		region = regionOfARN(g.Status.KeyARN)
-	} else if ref := g.Spec.KeyRef; ref != nil {
-		var key kmsv1alpha1.Key
-		if err := r.client.Get(ctx, client.ObjectKey{Namespace: g.Namespace, Name: ref.Name}, &key); err == nil {
-			region = key.Spec.Region
-		} else if client.IgnoreNotFound(err) != nil {
-			return nil, "", err
-		}
-	}
-	api, err := r.KMS.For(region)
-	return api, g.Status.KeyID, err
-}
-
-// removeGrant revokes or retires a grant and reports whether it did; a grant
-// already gone, or on a key gone or pending deletion, is no error.
-func removeGrant(ctx context.Context, api kmsclient.API, how kmsv1alpha1.GrantOnDelete, keyID, grantID string) (bool, error) {
-	var err error
-	if how == kmsv1alpha1.GrantOnDeleteRetire {
-		err = api.RetireGrant(ctx, keyID, grantID)
-	} else {
-		err = api.RevokeGrant(ctx, keyID, grantID)
-	}
-	if grantGone(ctx, api, keyID, err) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// grantGone reports whether err means there is no grant left to remove: the
-// grant or the key does not exist, or the key is pending deletion (its grants
-// die with it). A key refusing the call in another state (Disabled) still
-// counts: its grants work again once it is enabled.
-func grantGone(ctx context.Context, api kmsclient.API, keyID string, err error) bool {
-	if err == nil {
-		return false
-	}
-	switch kmsclient.ClassOf(err) {
-	case kmsclient.NotFound:
-		return true
-	case kmsclient.InvalidState:
-		key, derr := api.DescribeKey(ctx, keyID)
-		return kmsclient.IsNotFound(derr) || (derr == nil && key.State == kmsclient.StatePendingDeletion)
-	}
-	return false
 }

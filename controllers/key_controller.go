@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
+	"github.com/kmsoperator/kms-operator/internal/policy"
 )
 
 // +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=keys,verbs=get;list;watch;patch
@@ -56,9 +57,11 @@ func (r *KeyReconciler) prepare(key *kmsv1alpha1.Key) (bool, func()) {
 		return true, nil
 	}
 	return true, func() {
-		metav1.SetMetaDataAnnotation(&key.ObjectMeta, kmsv1alpha1.AnnotationCreateStarted, time.Now().UTC().Format(time.RFC3339))
-		// Written by this process before any CreateKey: none can have
-		// happened yet, so the first attempt needs no recovery scan.
+		value := time.Now().UTC().Format(time.RFC3339)
+		metav1.SetMetaDataAnnotation(&key.ObjectMeta, kmsv1alpha1.AnnotationCreateStarted, value)
+		// Written by this process before any CreateKey: none can have made
+		// a key yet, so the first attempt need not wait for KMS to list one.
+		r.memory.annotated(key.UID, value)
 		r.memory.setNoKeyYet(key.UID, true)
 	}
 }
@@ -66,12 +69,17 @@ func (r *KeyReconciler) prepare(key *kmsv1alpha1.Key) (bool, func()) {
 // reconcileNormal observes the key in KMS, changes what differs from the spec
 // and reports the outcome in status.
 func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Key) (ctrl.Result, error) {
-	api, err := r.KMS.For(key.Spec.Region)
+	api, err := r.KMS.For(keyRegion(key))
 	if err != nil {
 		return ctrl.Result{}, newSpecError(kmsv1alpha1.ReasonInvalidSpec, err.Error())
 	}
 	if key.Status.KeyID != "" {
 		r.memory.createRecorded(key.UID)
+	}
+	if key.Spec.Policy != "" && !key.Spec.Observes() {
+		if err := policy.Validate(key.Spec.Policy); err != nil {
+			return ctrl.Result{}, newSpecError(kmsv1alpha1.ReasonInvalidSpec, "spec.policy: "+err.Error())
+		}
 	}
 	obs, err := r.observe(ctx, api, key)
 	if err != nil {
@@ -94,7 +102,20 @@ func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Ke
 	}
 	recordApplied(key, obs)
 	r.states.set(key.UID, key.Status.KeyState)
+	r.memory.settle(key.UID, r.consistencyWindow())
 	return r.reportApplied(key, obs, applied), nil
+}
+
+// keyRegion is the region of key's KMS key: spec.region, else the region of
+// an ARN in spec.keyID or in status, else "" (the operator's default).
+func keyRegion(key *kmsv1alpha1.Key) string {
+	if key.Spec.Region != "" {
+		return key.Spec.Region
+	}
+	if r := regionOfARN(key.Spec.KeyID); r != "" {
+		return r
+	}
+	return regionOfARN(key.Status.ARN)
 }
 
 func (r *KeyReconciler) event(key *kmsv1alpha1.Key, typ, reason, action, note string, args ...any) {

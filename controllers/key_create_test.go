@@ -177,8 +177,30 @@ func TestKeyCrashSafeCreate(t *testing.T) {
 			},
 			restart: true,
 			// The lost attempt never got to enable rotation.
-			calls:  []string{"ListKeys", "ListResourceTags", "DescribeKey", "ListResourceTags", "GetKeyRotationStatus", "EnableKeyRotation"},
+			calls:  []string{"GetResources", "DescribeKey", "ListResourceTags", "GetKeyRotationStatus", "EnableKeyRotation"},
 			events: []string{"Normal Recovered", "Normal Updated"},
+		},
+		"NewUID": {
+			reason: "A Key re-applied from Git or restored with a new UID (no annotation, no status) finds its key by cluster, namespace and name, and rebinds it.",
+			crash: func(t *testing.T, e *keyEnv) {
+				e.create()
+				k := e.get()
+				k.Finalizers = nil // gone without the operator: a cluster rebuilt from Git
+				if err := e.c.Update(context.Background(), k); err != nil {
+					t.Fatal(err)
+				}
+				if err := e.c.Delete(context.Background(), k); err != nil {
+					t.Fatal(err)
+				}
+				fresh := newKey(withDescription("d"), withRotation(365))
+				fresh.UID = "uid-team-a-k-restored"
+				if err := e.c.Create(context.Background(), fresh); err != nil {
+					t.Fatal(err)
+				}
+			},
+			restart: true,
+			calls:   []string{"GetResources", "DescribeKey", "ListResourceTags", "GetKeyRotationStatus", "TagResource"},
+			events:  []string{"Normal Rebound", "Normal Updated"},
 		},
 		"StatusLost": {
 			reason: "An object whose status was lost (restored from a backup) keeps its annotation, which leads to its key.",
@@ -187,7 +209,7 @@ func TestKeyCrashSafeCreate(t *testing.T) {
 				e.setStatus(kmsv1alpha1.KeyStatus{})
 			},
 			restart: true,
-			calls:   []string{"ListKeys", "ListResourceTags", "DescribeKey", "ListResourceTags", "GetKeyRotationStatus"},
+			calls:   []string{"GetResources", "DescribeKey", "ListResourceTags", "GetKeyRotationStatus"},
 			events:  []string{"Normal Recovered"},
 		},
 		"StaleCache": {
@@ -234,23 +256,23 @@ func TestKeyCrashSafeCreate(t *testing.T) {
 	}
 }
 
-// TestKeyRefusedCreateSkipsRecovery: a CreateKey that KMS refused (throttled,
-// invalid) made no key, so the retry creates at once instead of scanning the
-// account's keys for one; a transient failure may hide a key, so its retry
-// scans. A restart forgets refusals and scans.
-func TestKeyRefusedCreateSkipsRecovery(t *testing.T) {
+// TestKeyRetryAfterFailedCreate: a CreateKey that KMS refused (throttled,
+// invalid) made no key, so the retry creates at once. A transient failure may
+// hide a key KMS does not list yet, and a restart forgets which attempts were
+// refused: then the retry looks for the key and waits, and creates only once
+// KMS has had its consistency window to list it.
+func TestKeyRetryAfterFailedCreate(t *testing.T) {
 	throttled := kmsclient.NewError("CreateKey", kmsclient.Throttled, "ThrottlingException", "Rate exceeded")
 	internal := kmsclient.NewError("CreateKey", kmsclient.Transient, "KMSInternalException", "internal error")
-	scanThenCreate := []string{"ListKeys", "CreateKey", "EnableKeyRotation"}
+	create := []string{"GetResources", "CreateKey", "EnableKeyRotation"}
 	cases := map[string]struct {
 		err     error
 		restart bool
-		calls   []string
+		wait    bool
 	}{
-		"Throttled":             {err: throttled, calls: []string{"CreateKey", "EnableKeyRotation"}},
-		"ThrottledThenRestart":  {err: throttled, restart: true, calls: scanThenCreate},
-		"TransientMayHaveMade":  {err: internal, calls: scanThenCreate},
-		"TransientThenThrottle": {err: internal, calls: scanThenCreate},
+		"Throttled":            {err: throttled},
+		"ThrottledThenRestart": {err: throttled, restart: true, wait: true},
+		"TransientMayHaveMade": {err: internal, wait: true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -259,21 +281,22 @@ func TestKeyRefusedCreateSkipsRecovery(t *testing.T) {
 			if _, err := e.reconcile(); err == nil {
 				t.Fatal("reconcile with a failing CreateKey returned nil")
 			}
-			if name == "TransientThenThrottle" {
-				// The scan after the transient failure finds nothing; the
-				// refused attempt that follows needs no second scan.
-				e.kms.Fail("CreateKey", throttled, 1)
-				if _, err := e.reconcile(); err == nil {
-					t.Fatal("reconcile with a throttled CreateKey returned nil")
-				}
-				tc.calls = []string{"CreateKey", "EnableKeyRotation"}
-			}
 			if tc.restart {
 				e.restart()
 			}
+			if tc.wait {
+				e.kms.ResetCalls()
+				if _, err := e.reconcile(); !isPropagating(err) {
+					t.Fatalf("retry within the window: %v, want a wait", err)
+				}
+				if diff := cmp.Diff([]string{"GetResources"}, e.kms.Calls()); diff != "" {
+					t.Errorf("calls of the waiting retry (-want +got):\n%s", diff)
+				}
+				e.ageCreateAttempt(DefaultConsistencyWindow)
+			}
 			e.kms.ResetCalls()
 			e.mustReconcile()
-			if diff := cmp.Diff(tc.calls, e.kms.Calls()); diff != "" {
+			if diff := cmp.Diff(create, e.kms.Calls()); diff != "" {
 				t.Errorf("calls (-want +got):\n%s", diff)
 			}
 			if keys := e.kms.Keys(); len(keys) != 1 || e.get().Status.KeyID != keys[0].ID {

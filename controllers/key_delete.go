@@ -14,7 +14,7 @@ import (
 // key is never touched.
 func (r *KeyReconciler) reconcileDelete(ctx context.Context, key *kmsv1alpha1.Key) error {
 	if !key.Spec.Observes() {
-		api, err := r.KMS.For(key.Spec.Region)
+		api, err := r.KMS.For(keyRegion(key))
 		if err != nil {
 			return newSpecError(kmsv1alpha1.ReasonInvalidSpec, err.Error())
 		}
@@ -28,51 +28,63 @@ func (r *KeyReconciler) reconcileDelete(ctx context.Context, key *kmsv1alpha1.Ke
 }
 
 // releaseKey schedules the key's deletion or, with Retain, removes the
-// ownership tags. A key already gone or pending deletion counts as done.
+// ownership tags. A key already gone or on its way out counts as done; a
+// "not found" right after the operator's own write is not believed yet.
 func (r *KeyReconciler) releaseKey(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key) error {
-	id, err := r.keyToRelease(ctx, api, key)
+	id, k, err := r.keyToRelease(ctx, api, key)
 	if err != nil || id == "" {
 		return err
 	}
 	if key.Spec.DeletionPolicy == kmsv1alpha1.DeletionPolicyRetain {
 		return r.retain(ctx, api, key, id)
 	}
-	k, err := api.DescribeKey(ctx, id)
+	if k == nil {
+		k, err = api.DescribeKey(ctx, id)
+	}
 	if kmsclient.IsNotFound(err) {
+		if err := r.stale(key, err); isPropagating(err) {
+			return err
+		}
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if k.State == kmsclient.StatePendingDeletion {
+	if kmsclient.PendingDeletion(k.State) {
 		return nil
 	}
-	when, err := api.ScheduleDeletion(ctx, id, key.Spec.EffectivePendingWindowInDays())
+	d, err := api.ScheduleDeletion(ctx, id, key.Spec.EffectivePendingWindowInDays())
 	if err != nil {
-		return err
+		return r.stale(key, err)
 	}
-	r.event(key, corev1.EventTypeNormal, "DeletionScheduled", "ScheduleKeyDeletion",
-		"KMS key %s scheduled for deletion on %s", id, when.UTC().Format(time.RFC3339))
+	// A multi-Region primary waits for its replicas; KMS sets the date only
+	// once they are gone, so none is made up here.
+	when := "once its replica keys are deleted (" + d.State + "; KMS has not set a date yet)"
+	if d.Date != nil {
+		when = "on " + d.Date.UTC().Format(time.RFC3339)
+	}
+	r.event(key, corev1.EventTypeNormal, "DeletionScheduled", "ScheduleKeyDeletion", "KMS key %s scheduled for deletion %s", id, when)
 	return nil
 }
 
-// keyToRelease is the key this object holds: recorded, or recovered when an
-// earlier attempt may have created one without recording it; "" for none.
-func (r *KeyReconciler) keyToRelease(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key) (string, error) {
+// keyToRelease is the key this object holds: recorded, or found by its
+// ownership tags (and then already described) when an earlier attempt may
+// have created one without recording it; "" for none.
+func (r *KeyReconciler) keyToRelease(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key) (string, *kmsclient.Key, error) {
 	if id := key.Status.KeyID; id != "" {
-		return id, nil
+		return id, nil, nil
 	}
 	if id := r.memory.createdID(key.UID); id != "" {
-		return id, nil
+		return id, nil, nil
 	}
-	if !r.mayHaveCreated(key) {
-		return "", nil
+	if _, started := key.Annotations[kmsv1alpha1.AnnotationCreateStarted]; !started || key.Spec.KeyID != "" {
+		return "", nil, nil
 	}
-	k, err := r.recover(ctx, api, key)
+	k, err := r.findOwnKey(ctx, api, key)
 	if err != nil || k == nil {
-		return "", err
+		return "", nil, err
 	}
-	return k.ID, nil
+	return k.ID, k, nil
 }
 
 // retain removes the ownership tags and leaves the key as it is.
@@ -83,7 +95,7 @@ func (r *KeyReconciler) retain(ctx context.Context, api kmsclient.API, key *kmsv
 		return nil
 	case kmsclient.ClassOf(err) == kmsclient.InvalidState:
 		// KMS refuses to untag a key pending deletion; it is going anyway.
-		if k, derr := api.DescribeKey(ctx, id); derr == nil && k.State == kmsclient.StatePendingDeletion {
+		if k, derr := api.DescribeKey(ctx, id); derr == nil && kmsclient.PendingDeletion(k.State) {
 			return nil
 		}
 	case err == nil:

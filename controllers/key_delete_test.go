@@ -135,7 +135,7 @@ func TestKeyDelete(t *testing.T) {
 				e.restart()
 				return e.kms.Keys()[0].ID
 			},
-			calls:     []string{"ListKeys", "ListResourceTags", "DescribeKey", "DescribeKey", "ScheduleKeyDeletion"},
+			calls:     []string{"GetResources", "DescribeKey", "ScheduleKeyDeletion"},
 			wantState: kmsclient.StatePendingDeletion, window: 30,
 			wantEvent: []string{"Normal Recovered", "Normal DeletionScheduled"},
 		},

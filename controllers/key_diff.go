@@ -2,31 +2,30 @@ package controllers
 
 import (
 	"context"
-	"fmt"
-	"time"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 	"github.com/kmsoperator/kms-operator/internal/kmsclient"
 	"github.com/kmsoperator/kms-operator/internal/policy"
 )
 
-// malformedPolicyGrace is how long a policy KMS calls malformed is retried
-// before it is reported as invalid: a principal created seconds ago can be
-// unknown to KMS until IAM propagates it.
-const malformedPolicyGrace = 2 * time.Minute
-
 // difference is one aspect of the key that differs from the spec, and the one
 // KMS call that fixes it.
 type difference struct {
 	aspect string
 	apply  func(ctx context.Context, api kmsclient.API) error
+	// state: the call changes the key's state, which KMS may show late.
+	state bool
 }
 
 // diffs collects differences in the order they are added.
 type diffs []difference
 
 func (ds *diffs) add(aspect string, apply func(ctx context.Context, api kmsclient.API) error) {
-	*ds = append(*ds, difference{aspect, apply})
+	*ds = append(*ds, difference{aspect: aspect, apply: apply})
+}
+
+func (ds *diffs) addState(aspect string, apply func(ctx context.Context, api kmsclient.API) error) {
+	*ds = append(*ds, difference{aspect: aspect, apply: apply, state: true})
 }
 
 // diff lists what differs, in the order the calls must go: a deletion is
@@ -35,13 +34,13 @@ func (ds *diffs) add(aspect string, apply func(ctx context.Context, api kmsclien
 // disabled key.
 func (r *KeyReconciler) diff(key *kmsv1alpha1.Key, obs *observed) []difference {
 	var ds diffs
-	if obs.key.State == kmsclient.StatePendingDeletion {
+	if kmsclient.PendingDeletion(obs.key.State) {
 		id := obs.key.ID
-		ds.add("deletion cancelled", func(ctx context.Context, api kmsclient.API) error { return api.CancelDeletion(ctx, id) })
+		ds.addState("deletion cancelled", func(ctx context.Context, api kmsclient.API) error { return api.CancelDeletion(ctx, id) })
 		// KMS leaves a cancelled key Disabled; the rest is read and fixed by
 		// the next reconcile.
 		if key.Spec.WantsEnabled() {
-			ds.add("enabled", func(ctx context.Context, api kmsclient.API) error { return api.EnableKey(ctx, id) })
+			ds.addState("enabled", func(ctx context.Context, api kmsclient.API) error { return api.EnableKey(ctx, id) })
 		}
 		return ds
 	}
@@ -52,11 +51,12 @@ func (r *KeyReconciler) diff(key *kmsv1alpha1.Key, obs *observed) []difference {
 	settled := obs.key.State == kmsclient.StateEnabled || obs.key.State == kmsclient.StateDisabled
 	stateDiffers := settled && (obs.key.State == kmsclient.StateEnabled) != key.Spec.WantsEnabled()
 	if stateDiffers && key.Spec.WantsEnabled() {
-		ds.add("enabled", func(ctx context.Context, api kmsclient.API) error { return api.EnableKey(ctx, obs.key.ID) })
+		ds.addState("enabled", func(ctx context.Context, api kmsclient.API) error { return api.EnableKey(ctx, obs.key.ID) })
 	}
 	diffRotation(&ds, key, obs)
+	r.diffOnDemandRotation(&ds, key, obs)
 	if stateDiffers && !key.Spec.WantsEnabled() {
-		ds.add("disabled", func(ctx context.Context, api kmsclient.API) error { return api.DisableKey(ctx, obs.key.ID) })
+		ds.addState("disabled", func(ctx context.Context, api kmsclient.API) error { return api.DisableKey(ctx, obs.key.ID) })
 	}
 	return ds
 }
@@ -68,11 +68,8 @@ func diffDescriptionAndPolicy(ds *diffs, key *kmsv1alpha1.Key, obs *observed) {
 			return api.UpdateDescription(ctx, id, spec.Description)
 		})
 	}
-	if obs.policy != nil && !policyEqual(spec.Policy, *obs.policy) {
+	if obs.policy != nil && !policyEqual(spec.Policy, *obs.policy, policy.PartitionOf(obs.key.ARN)) {
 		ds.add("policy", func(ctx context.Context, api kmsclient.API) error {
-			if err := policy.Validate(spec.Policy); err != nil {
-				return newSpecError(kmsv1alpha1.ReasonInvalidSpec, "spec.policy: "+err.Error())
-			}
 			return api.PutKeyPolicy(ctx, id, spec.Policy, spec.BypassPolicyLockoutSafetyCheck)
 		})
 	}
@@ -100,46 +97,30 @@ func diffRotation(ds *diffs, key *kmsv1alpha1.Key, obs *observed) {
 	case !on && obs.rotation.Enabled:
 		ds.add("rotation", func(ctx context.Context, api kmsclient.API) error { return api.DisableRotation(ctx, id) })
 	}
-	if req := key.Spec.OnDemandRotationRequest(); req != "" && req != statusRotation(key).LastOnDemandRequest {
-		ds.add("on-demand rotation", func(ctx context.Context, api kmsclient.API) error {
-			if err := api.RotateOnDemand(ctx, id); err != nil {
-				return err
-			}
-			statusRotation(key).LastOnDemandRequest = req
-			return nil
-		})
-	}
 }
 
 // apply makes the calls in order, stopping at the first error; it returns the
-// aspects changed so far.
+// aspects changed so far. An answer KMS may give from before the operator's
+// own recent write, or about a principal IAM is still propagating, is a wait
+// (consistency.go).
 func (r *KeyReconciler) apply(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key, ds []difference) ([]string, error) {
 	var applied []string
 	for _, d := range ds {
 		if err := d.apply(ctx, api); err != nil {
-			return applied, r.policyGrace(key, err)
+			return applied, awaitPrincipal(key, r.stale(key, err))
+		}
+		if d.state {
+			r.memory.wrote(key.UID)
 		}
 		applied = append(applied, d.aspect)
 	}
-	r.memory.policyAccepted(key.UID)
 	return applied, nil
 }
 
-// policyEqual compares semantically; a policy that does not parse differs, and
-// the update then reports the parse error.
-func policyEqual(want, got string) bool {
-	eq, err := policy.Equal(want, got)
+// policyEqual compares semantically, in the partition of the key (a bare
+// account id is that partition's account root); a policy that does not parse
+// differs, and the update then reports the parse error.
+func policyEqual(want, got, partition string) bool {
+	eq, err := policy.Equal(want, got, policy.InPartition(partition))
 	return err == nil && eq
-}
-
-// policyGrace turns a malformed-policy error into a retry while IAM may still
-// be propagating a new principal, and into an invalid spec after that.
-func (r *KeyReconciler) policyGrace(key *kmsv1alpha1.Key, err error) error {
-	if kmsclient.ClassOf(err) != kmsclient.MalformedPolicy {
-		return err
-	}
-	if time.Since(r.memory.malformedSince(key.UID, key.Generation)) < malformedPolicyGrace {
-		return &retryableError{fmt.Errorf("policy not accepted yet (IAM may still be propagating a new principal), retrying: %w", err)}
-	}
-	return err
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -130,10 +131,47 @@ func (e *keyEnv) restart() {
 	e.r = &KeyReconciler{Options: e.opts, client: e.c, recorder: e.rec, memory: newKeyMemory()}
 }
 
-// setMalformedSince makes the reconciler remember that KMS first called
-// generation's policy malformed at since.
-func (e *keyEnv) setMalformedSince(generation int64, since time.Time) {
-	e.r.memory.with(keyTestUID, func(n *keyNotes) { n.malformedGeneration, n.malformedSince = generation, since })
+// ageKey makes the key look created long ago, by another process: no write
+// of its is recent enough for KMS to answer from before it.
+func (e *keyEnv) ageKey() {
+	e.t.Helper()
+	e.restart()
+	k := e.get()
+	old := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+	k.Status.CreationDate = &old
+	if err := e.c.Status().Update(context.Background(), k); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// ageCreateAttempt makes the last CreateKey attempt look d older, as if that
+// much time had passed since.
+func (e *keyEnv) ageCreateAttempt(d time.Duration) {
+	e.t.Helper()
+	k := e.get()
+	at, err := time.Parse(time.RFC3339, k.Annotations[kmsv1alpha1.AnnotationCreateStarted])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	k.Annotations[kmsv1alpha1.AnnotationCreateStarted] = at.Add(-d).Format(time.RFC3339)
+	if err := e.c.Update(context.Background(), k); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// setWaitingSince makes the object look like it has been waiting for KMS to
+// catch up (Synced=False, Propagating) in generation since the given time.
+func (e *keyEnv) setWaitingSince(generation int64, since time.Time) {
+	e.t.Helper()
+	k := e.get()
+	meta.RemoveStatusCondition(&k.Status.Conditions, kmsv1alpha1.ConditionSynced)
+	k.Status.Conditions = append(k.Status.Conditions, metav1.Condition{
+		Type: kmsv1alpha1.ConditionSynced, Status: metav1.ConditionFalse, Reason: kmsv1alpha1.ReasonPropagating,
+		Message: "waiting", ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(since),
+	})
+	if err := e.c.Status().Update(context.Background(), k); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // useKMS swaps in a fake KMS prepared before the object existed (the object

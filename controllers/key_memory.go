@@ -9,7 +9,8 @@ import (
 
 // keyMemory is what the Key reconciler remembers between reconciles of one
 // object in this process. A restart forgets it, which costs at most a
-// recovery scan or a shorter malformed-policy grace: never a duplicate key.
+// recovery wait or a read: never a duplicate key. Entries are dropped once
+// they no longer matter, so it holds only objects in the middle of something.
 type keyMemory struct {
 	mu    sync.Mutex
 	notes map[types.UID]*keyNotes
@@ -21,16 +22,20 @@ type keyNotes struct {
 	// the stale object must not create the key again.
 	createdID string
 	// noKeyYet: no CreateKey can have made a key for this object since its
-	// create-started annotation was written. True when this process wrote the
-	// annotation, or when KMS refused the last CreateKey with an error answer
-	// (throttled, invalid: no key was made); false after a CreateKey whose
-	// answer may have been lost. It lets a retry skip the recovery scan of the
-	// account's keys.
+	// create-started annotation was last written. True when this process
+	// wrote the annotation, or when KMS refused the last CreateKey with an
+	// error answer (throttled, invalid: no key was made); false after a
+	// CreateKey whose answer may have been lost.
 	noKeyYet bool
-	// malformed is when KMS first called this generation's policy malformed
-	// (see malformedPolicyGrace).
-	malformedGeneration int64
-	malformedSince      time.Time
+	// annotation is the create-started value this process last wrote, and
+	// attempted says a CreateKey followed it: the annotation must be written
+	// again before the next attempt (key_create.go).
+	annotation string
+	attempted  bool
+	// lastWrite is this process's last change of the key's state (created,
+	// enabled, disabled, deletion scheduled or cancelled): KMS may answer
+	// from before it for a while (consistency.go).
+	lastWrite time.Time
 }
 
 func newKeyMemory() *keyMemory { return &keyMemory{notes: map[types.UID]*keyNotes{}} }
@@ -61,40 +66,47 @@ func (m *keyMemory) createdID(uid types.UID) string { return m.read(uid).created
 
 func (m *keyMemory) noKeyYet(uid types.UID) bool { return m.read(uid).noKeyYet }
 
+func (m *keyMemory) lastWrite(uid types.UID) time.Time { return m.read(uid).lastWrite }
+
 func (m *keyMemory) setCreated(uid types.UID, id string) {
-	m.with(uid, func(n *keyNotes) { n.createdID, n.noKeyYet = id, false })
+	m.with(uid, func(n *keyNotes) { n.createdID, n.noKeyYet, n.lastWrite = id, false, time.Now() })
 }
 
 func (m *keyMemory) setNoKeyYet(uid types.UID, none bool) {
 	m.with(uid, func(n *keyNotes) { n.noKeyYet = none })
 }
 
-// malformedSince returns when KMS first called generation's policy
-// malformed, starting the clock now on the first call for that generation.
-func (m *keyMemory) malformedSince(uid types.UID, generation int64) time.Time {
-	var since time.Time
-	m.with(uid, func(n *keyNotes) {
-		if n.malformedSince.IsZero() || n.malformedGeneration != generation {
-			n.malformedGeneration, n.malformedSince = generation, time.Now()
-		}
-		since = n.malformedSince
-	})
-	return since
+// wrote records a change of the key's state made now.
+func (m *keyMemory) wrote(uid types.UID) {
+	m.with(uid, func(n *keyNotes) { n.lastWrite = time.Now() })
+}
+
+// annotated records the create-started value this process wrote.
+func (m *keyMemory) annotated(uid types.UID, value string) {
+	m.with(uid, func(n *keyNotes) { n.annotation, n.attempted = value, false })
+}
+
+// attempting records that a CreateKey is about to be sent.
+func (m *keyMemory) attempting(uid types.UID) {
+	m.with(uid, func(n *keyNotes) { n.attempted = true })
 }
 
 // createRecorded forgets what only matters until the informer cache shows
 // the key id in status: call it once a reconcile reads the id from there.
 func (m *keyMemory) createRecorded(uid types.UID) {
-	m.edit(uid, func(n *keyNotes) { n.createdID, n.noKeyYet = "", false })
+	m.edit(uid, func(n *keyNotes) { n.createdID, n.noKeyYet, n.annotation, n.attempted = "", false, "", false })
 }
 
-// policyAccepted ends the malformed-policy grace.
-func (m *keyMemory) policyAccepted(uid types.UID) {
-	m.edit(uid, func(n *keyNotes) { n.malformedGeneration, n.malformedSince = 0, time.Time{} })
+// settle forgets a last write older than window: KMS shows it by now.
+func (m *keyMemory) settle(uid types.UID, window time.Duration) {
+	m.edit(uid, func(n *keyNotes) {
+		if time.Since(n.lastWrite) >= window {
+			n.lastWrite = time.Time{}
+		}
+	})
 }
 
-// edit runs fn on uid's notes if there are any, and drops notes left empty,
-// so the memory holds only objects in the middle of something.
+// edit runs fn on uid's notes if there are any, and drops notes left empty.
 func (m *keyMemory) edit(uid types.UID, fn func(n *keyNotes)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -19,9 +20,8 @@ type observed struct {
 	tags     map[string]string
 }
 
-// observe finds the key this object manages (creating, adopting or
-// recovering it when there is none recorded yet) and reads the aspects the
-// spec declares.
+// observe finds the key this object manages (adopting, finding or creating
+// it when none is recorded yet) and reads the aspects the spec declares.
 func (r *KeyReconciler) observe(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key) (*observed, error) {
 	id := key.Status.KeyID
 	if id == "" {
@@ -41,20 +41,20 @@ func (r *KeyReconciler) observe(ctx context.Context, api kmsclient.API, key *kms
 			r.event(key, corev1.EventTypeNormal, "Adopted", "Adopt", "adopted KMS key %s", k.ID)
 		}
 		return obs, err
-	case r.mayHaveCreated(key):
-		k, err := r.recover(ctx, api, key)
-		if err != nil {
-			return nil, err
-		}
-		if k != nil {
-			key.Status.KeyID, key.Status.ARN = k.ID, k.ARN
-			return r.readAspects(ctx, api, key, k)
-		}
+	}
+	k, err := r.findOwnKey(ctx, api, key)
+	if err != nil {
+		return nil, err
+	}
+	if k != nil {
+		key.Status.KeyID, key.Status.ARN = k.ID, k.ARN
+		return r.readAspects(ctx, api, key, k)
 	}
 	return r.create(ctx, api, key)
 }
 
-// observeRecorded reads the key whose id this object recorded.
+// observeRecorded reads the key whose id this object recorded, and checks on
+// every observation that the key is still this object's to manage.
 func (r *KeyReconciler) observeRecorded(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key, id string) (*observed, error) {
 	if s := key.Spec.KeyID; s != "" && s != id && s != key.Status.ARN {
 		return nil, newSpecError(kmsv1alpha1.ReasonInvalidSpec, fmt.Sprintf(
@@ -62,13 +62,39 @@ func (r *KeyReconciler) observeRecorded(ctx context.Context, api kmsclient.API, 
 	}
 	k, err := api.DescribeKey(ctx, id)
 	if kmsclient.IsNotFound(err) {
+		if err := r.stale(key, err); isPropagating(err) {
+			return nil, err
+		}
 		return nil, newSpecError(kmsv1alpha1.ReasonNotFound, fmt.Sprintf(
 			"KMS key %s recorded in status no longer exists; delete and re-create the Key object to create a new key", id))
 	}
 	if err != nil {
 		return nil, err
 	}
-	return r.readAspects(ctx, api, key, k)
+	obs, err := r.readAspects(ctx, api, key, k)
+	if err != nil {
+		return nil, r.stale(key, err)
+	}
+	if err := r.checkOwnership(key, k.ID, obs.tags); err != nil {
+		return nil, err
+	}
+	return obs, nil
+}
+
+// stale turns an answer KMS may give from before this object's last write of
+// its key into a wait (consistency.go). The last write is this process's own
+// record, or the key's creation (which survives a restart in status).
+func (r *KeyReconciler) stale(key *kmsv1alpha1.Key, err error) error {
+	last := r.memory.lastWrite(key.UID)
+	if c := key.Status.CreationDate; c != nil && c.After(last) {
+		last = c.Time
+	}
+	return staleAfterWrite(err, last, r.consistencyWindow())
+}
+
+func isPropagating(err error) bool {
+	var pe *propagatingError
+	return errors.As(err, &pe)
 }
 
 func (r *KeyReconciler) readAspects(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key, k *kmsclient.Key) (*observed, error) {
@@ -83,7 +109,7 @@ func (r *KeyReconciler) readAspects(ctx context.Context, api kmsclient.API, key 
 // omitted policy is KMS's business) and rotation only for keys that rotate.
 func (r *KeyReconciler) readAspectsWithTags(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key, k *kmsclient.Key, tags map[string]string) (*observed, error) {
 	obs := &observed{key: k, tags: tags}
-	if k.State == kmsclient.StatePendingDeletion {
+	if kmsclient.PendingDeletion(k.State) {
 		// Most reads fail on a key pending deletion; the diff cancels the
 		// deletion first and the next reconcile reads the rest.
 		return obs, nil

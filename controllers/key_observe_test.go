@@ -137,7 +137,7 @@ func TestKeyErrors(t *testing.T) {
 		"TransientCreate": {
 			reason: "A transient CreateKey fault is retried with backoff.",
 			setup:  func(e *keyEnv) { e.kms.Fail("CreateKey", transient, 1) },
-			want:   want{Err: true, Synced: "False/ReconcileError", Ready: "False/ReconcileError", Requeue: "none", Calls: []string{"CreateKey"}},
+			want:   want{Err: true, Synced: "False/ReconcileError", Ready: "False/ReconcileError", Requeue: "none", Calls: []string{"GetResources", "CreateKey"}},
 		},
 		"InvalidWrite": {
 			reason: "Invalid input is terminal: reported, looked at again at the resync.", created: true, change: withRotation(400),
@@ -146,19 +146,34 @@ func TestKeyErrors(t *testing.T) {
 		},
 		"InvalidStateWrite": {
 			reason: "A forbidding key state is terminal.", created: true, change: withDescription("new"),
+			setup: func(e *keyEnv) {
+				e.ageKey()
+				e.kms.Fail("UpdateKeyDescription", invalidState, 1)
+			},
+			want: want{Synced: "False/InvalidKeyState", Ready: "False/InvalidKeyState", Requeue: "resync", Calls: plus(keyReads, "UpdateKeyDescription")},
+		},
+		"InvalidStateRightAfterCreate": {
+			reason: "KMSInvalidStateException right after the operator created the key may be KMS answering from before: a wait, not a verdict.", created: true, change: withDescription("new"),
 			setup: func(e *keyEnv) { e.kms.Fail("UpdateKeyDescription", invalidState, 1) },
-			want:  want{Synced: "False/InvalidKeyState", Ready: "False/InvalidKeyState", Requeue: "resync", Calls: plus(keyReads, "UpdateKeyDescription")},
+			want:  want{Err: true, Synced: "False/Propagating", Ready: "False/Propagating", Requeue: "none", Calls: plus(keyReads, "UpdateKeyDescription")},
+		},
+		"NotFoundRightAfterCreate": {
+			reason: "NotFoundException for the key this process just created is a wait, not a missing key.", created: true,
+			setup: func(e *keyEnv) {
+				e.kms.Fail("DescribeKey", kmsclient.NewError("DescribeKey", kmsclient.NotFound, "NotFoundException", "Key does not exist"), 1)
+			},
+			want: want{Err: true, Synced: "False/Propagating", Ready: "True/Available", Requeue: "none", Calls: []string{"DescribeKey"}},
 		},
 		"MalformedPolicyInGrace": {
 			reason: "A malformed policy is retried while IAM may be propagating a new principal.", created: true, change: withPolicy(keyPolicyOther),
 			setup: func(e *keyEnv) { e.kms.Fail("PutKeyPolicy", malformed, 1) },
-			want:  want{Err: true, Synced: "False/ReconcileError", Ready: "False/ReconcileError", Requeue: "none", Calls: plus(keyReads, "PutKeyPolicy")},
+			want:  want{Err: true, Synced: "False/Propagating", Ready: "False/Propagating", Requeue: "none", Calls: plus(keyReads, "PutKeyPolicy")},
 		},
 		"MalformedPolicyAfterGrace": {
 			reason: "A policy still malformed after the grace is an invalid spec.", created: true, change: withPolicy(keyPolicyOther),
 			setup: func(e *keyEnv) {
 				e.kms.Fail("PutKeyPolicy", malformed, 1)
-				e.setMalformedSince(2, time.Now().Add(-3*time.Minute))
+				e.setWaitingSince(2, time.Now().Add(-3*time.Minute))
 			},
 			want: want{Synced: "False/InvalidSpec", Ready: "False/InvalidSpec", Requeue: "resync", Calls: plus(keyReads, "PutKeyPolicy")},
 		},
@@ -166,9 +181,9 @@ func TestKeyErrors(t *testing.T) {
 			reason: "The grace starts again for a new generation of the spec.", created: true, change: withPolicy(keyPolicyOther),
 			setup: func(e *keyEnv) {
 				e.kms.Fail("PutKeyPolicy", malformed, 1)
-				e.setMalformedSince(1, time.Now().Add(-3*time.Minute))
+				e.setWaitingSince(1, time.Now().Add(-3*time.Minute))
 			},
-			want: want{Err: true, Synced: "False/ReconcileError", Ready: "False/ReconcileError", Requeue: "none", Calls: plus(keyReads, "PutKeyPolicy")},
+			want: want{Err: true, Synced: "False/Propagating", Ready: "False/Propagating", Requeue: "none", Calls: plus(keyReads, "PutKeyPolicy")},
 		},
 		"InvalidPolicyJSONAtCreate": {
 			reason: "A policy that is not JSON is refused before any KMS call.",
@@ -176,9 +191,9 @@ func TestKeyErrors(t *testing.T) {
 			want:   want{Synced: "False/InvalidSpec", Ready: "False/InvalidSpec", Requeue: "resync"},
 		},
 		"InvalidPolicyJSONOnUpdate": {
-			reason: "A policy changed to something that is not JSON is refused without a PutKeyPolicy.", created: true,
+			reason: "A policy changed to something that is not JSON is refused before any KMS call.", created: true,
 			change: withPolicy(`{"Statement": "nope"`),
-			want:   want{Synced: "False/InvalidSpec", Ready: "False/InvalidSpec", Requeue: "resync", Calls: keyReads},
+			want:   want{Synced: "False/InvalidSpec", Ready: "False/InvalidSpec", Requeue: "resync"},
 		},
 		"KeyGone": {
 			reason: "A key recorded in status that no longer exists is reported, not re-created nor retried hot.",
@@ -191,7 +206,7 @@ func TestKeyErrors(t *testing.T) {
 		"ExternalOrigin": {
 			reason: "An EXTERNAL key waits for its material: not Ready, but the spec is applied.",
 			key:    newKey(withDescription("byok"), func(k *kmsv1alpha1.Key) { k.Spec.Origin = kmsv1alpha1.OriginExternal }),
-			want:   want{Synced: "True/ReconcileSuccess", Ready: "False/InvalidKeyState", Requeue: "resync", Calls: []string{"CreateKey"}},
+			want:   want{Synced: "True/ReconcileSuccess", Ready: "False/InvalidKeyState", Requeue: "resync", Calls: []string{"GetResources", "CreateKey"}},
 		},
 	}
 	for name, tc := range cases {
@@ -201,6 +216,9 @@ func TestKeyErrors(t *testing.T) {
 				key = newKey(withDescription("old"), withPolicy(keyPolicy), withRotation(180))
 			}
 			e := newKeyEnv(t, key)
+			// KMS made the keys an hour ago; only this process's memory of
+			// its own writes (ageKey forgets it) makes them recent.
+			e.kms.Now = func() time.Time { return time.Now().Add(-time.Hour) }
 			if tc.created {
 				e.create()
 			}
@@ -241,7 +259,7 @@ func TestKeyErrors(t *testing.T) {
 }
 
 func TestKeyMalformedPolicyGraceEnds(t *testing.T) {
-	const reason = "A malformed policy is retried during the grace, then reported as invalid; success forgets it."
+	const reason = "A malformed policy is waited for (Propagating) during the grace, counted from the condition, then reported as invalid; success clears it."
 	e := newKeyEnv(t, newKey(withPolicy(keyPolicy)))
 	e.create()
 	e.updateSpec(withPolicy(keyPolicyOther))
@@ -249,15 +267,15 @@ func TestKeyMalformedPolicyGraceEnds(t *testing.T) {
 	e.kms.Fail("PutKeyPolicy", malformed, 2)
 
 	_, err := e.reconcile()
-	var re *retryableError
-	if !errors.As(err, &re) {
-		t.Fatalf("%s\nfirst failure: %v, want a retryable error", reason, err)
+	var pe *propagatingError
+	if !errors.As(err, &pe) {
+		t.Fatalf("%s\nfirst failure: %v, want a wait for IAM", reason, err)
 	}
-	notes := e.r.memory.read(keyTestUID)
-	if notes.malformedGeneration != 2 || notes.malformedSince.IsZero() {
-		t.Fatalf("%s\nmalformed-policy grace %+v, want one started for generation 2", reason, notes)
+	synced := meta.FindStatusCondition(e.get().Status.Conditions, kmsv1alpha1.ConditionSynced)
+	if synced == nil || synced.Reason != kmsv1alpha1.ReasonPropagating || synced.ObservedGeneration != 2 {
+		t.Fatalf("%s\nSynced %+v, want Propagating for generation 2", reason, synced)
 	}
-	e.setMalformedSince(2, notes.malformedSince.Add(-malformedPolicyGrace))
+	e.setWaitingSince(2, synced.LastTransitionTime.Add(-principalGrace))
 	res, err := e.reconcile()
 	if err != nil || requeue(res) != "resync" {
 		t.Fatalf("%s\nafter the grace: %v, requeue %s; want nil, resync", reason, err, requeue(res))
@@ -266,9 +284,6 @@ func TestKeyMalformedPolicyGraceEnds(t *testing.T) {
 		t.Errorf("%s\nafter the grace: Synced %s", reason, got)
 	}
 	e.mustReconcile()
-	if notes := e.r.memory.read(keyTestUID); !notes.malformedSince.IsZero() {
-		t.Errorf("%s\nthe malformed-policy grace was kept after the policy was accepted", reason)
-	}
 	if got := condition(e.get().Status.Conditions, kmsv1alpha1.ConditionSynced); got != "True/ReconcileSuccess" {
 		t.Errorf("%s\nafter success: Synced %s", reason, got)
 	}

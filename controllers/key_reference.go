@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,6 +22,15 @@ type keyTarget struct {
 	api kmsclient.API // of the key's region
 	id  string        // the key id, never an ARN or alias
 	arn string
+	// created is when the key was made, if known: KMS may answer calls on a
+	// key made moments ago as if it did not exist yet.
+	created time.Time
+}
+
+// stale turns an answer KMS may give about target from before its creation
+// into a wait (consistency.go).
+func (t *keyTarget) stale(err error, o Options) error {
+	return staleAfterWrite(err, t.created, o.consistencyWindow())
 }
 
 // resolveTarget resolves a Key reference (ref) or a raw key id, ARN or alias
@@ -39,7 +49,7 @@ func resolveTarget(ctx context.Context, c client.Reader, o Options, ns string, r
 	if err != nil {
 		return nil, err
 	}
-	return &keyTarget{api: api, id: key.ID, arn: key.ARN}, nil
+	return &keyTarget{api: api, id: key.ID, arn: key.ARN, created: key.CreationDate}, nil
 }
 
 // targetOfKeyObject follows the Key object ns/name (references never cross
@@ -55,16 +65,25 @@ func targetOfKeyObject(ctx context.Context, c client.Reader, o Options, ns, name
 		return nil, err
 	}
 	switch {
+	case key.Spec.Observes() && !o.AllowUnmanagedKeyReferences:
+		// An observed key is not managed by the operator: referencing it is
+		// what --allow-unmanaged-key-references guards, whichever way it is named.
+		return nil, newSpecError(kmsv1alpha1.ReasonReferenceRefused, fmt.Sprintf(
+			"Key %s only observes its KMS key (managementPolicy Observe); referencing a key the operator does not manage needs the operator flag --allow-unmanaged-key-references", name))
 	case !key.DeletionTimestamp.IsZero():
 		return nil, waitingForKey("Key %s is being deleted", name)
 	case key.Status.KeyID == "" || key.Status.ARN == "":
 		return nil, waitingForKey("Key %s has no KMS key yet", name)
 	}
-	api, err := o.KMS.For(key.Spec.Region)
+	api, err := o.KMS.For(regionOfARN(key.Status.ARN))
 	if err != nil {
 		return nil, err
 	}
-	return &keyTarget{api: api, id: key.Status.KeyID, arn: key.Status.ARN}, nil
+	t := &keyTarget{api: api, id: key.Status.KeyID, arn: key.Status.ARN}
+	if c := key.Status.CreationDate; c != nil {
+		t.created = c.Time
+	}
+	return t, nil
 }
 
 func waitingForKey(format string, args ...any) error {
@@ -96,7 +115,7 @@ func checkTenancy(ctx context.Context, api kmsclient.API, o Options, ns, keyID s
 			refusal = fmt.Sprintf("key %s is not managed by kms-operator; referencing it by id needs the operator flag --allow-unmanaged-key-references", key.ID)
 		}
 	case cluster != o.ClusterName:
-		refusal = fmt.Sprintf("key %s is managed by another cluster (%q); reference keys of this cluster only", key.ID, cluster)
+		refusal = fmt.Sprintf("key %s is managed by another cluster; reference keys of this cluster only", key.ID)
 	case ownerNS != ns:
 		refusal = fmt.Sprintf("key %s belongs to a Key in another namespace; reference keys of namespace %s only", key.ID, ns)
 	}

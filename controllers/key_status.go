@@ -33,7 +33,7 @@ func recordObservation(key *kmsv1alpha1.Key, obs *observed) {
 // recordApplied updates status to what the applied changes made of the key,
 // instead of spending reads to see it.
 func recordApplied(key *kmsv1alpha1.Key, obs *observed) {
-	if obs.key.State == kmsclient.StatePendingDeletion {
+	if kmsclient.PendingDeletion(obs.key.State) {
 		key.Status.KeyState, key.Status.DeletionDate = kmsclient.StateDisabled, nil
 	}
 	switch key.Status.KeyState {
@@ -43,7 +43,7 @@ func recordApplied(key *kmsv1alpha1.Key, obs *observed) {
 			key.Status.KeyState = kmsclient.StateEnabled
 		}
 	}
-	if obs.rotation == nil || obs.key.State == kmsclient.StatePendingDeletion {
+	if obs.rotation == nil || kmsclient.PendingDeletion(obs.key.State) {
 		return
 	}
 	rs := statusRotation(key)
@@ -62,7 +62,7 @@ func recordApplied(key *kmsv1alpha1.Key, obs *observed) {
 // follows the key's state in KMS.
 func (r *KeyReconciler) reportApplied(key *kmsv1alpha1.Key, obs *observed, applied []string) ctrl.Result {
 	setSynced(key, true, kmsv1alpha1.ReasonReconcileSuccess, syncedMessage(applied))
-	if obs.key.State == kmsclient.StatePendingDeletion {
+	if kmsclient.PendingDeletion(obs.key.State) {
 		// The other aspects could not be read while the deletion was pending.
 		setReady(key, false, kmsv1alpha1.ReasonUpdating, "the key's scheduled deletion was cancelled; reading the key again")
 		return ctrl.Result{RequeueAfter: time.Second}

@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -56,16 +55,14 @@ func extraTags(want, got map[string]string) []string {
 }
 
 // otherOwner reports whether a key's ownership tags name an object other than
-// key. A Key re-created with the same namespace and name (a new UID) is the
-// same owner: that is how a deleted and re-applied Key gets its key back.
-func otherOwner(tags map[string]string, key *kmsv1alpha1.Key, cluster string) (string, bool) {
+// key (another cluster, namespace or name). A Key re-created with the same
+// namespace and name (a new UID) is the same owner: that is how a deleted and
+// re-applied Key gets its key back. Refusals built on it never name the other
+// owner: that would disclose another tenant's objects.
+func otherOwner(tags map[string]string, key *kmsv1alpha1.Key, cluster string) bool {
 	ns, name := tags[kmsv1alpha1.TagOwnerNS], tags[kmsv1alpha1.TagOwnerName]
 	if ns == "" && name == "" && tags[kmsv1alpha1.TagOwnerUID] == "" {
-		return "", false
+		return false
 	}
-	c := tags[kmsv1alpha1.TagOwnerCluster]
-	if c != cluster || ns != key.Namespace || name != key.Name {
-		return fmt.Sprintf("Key %s/%s in cluster %q", ns, name, c), true
-	}
-	return "", false
+	return tags[kmsv1alpha1.TagOwnerCluster] != cluster || ns != key.Namespace || name != key.Name
 }

@@ -1,10 +1,15 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -144,21 +149,44 @@ func (l *lifecycle[T]) finish(ctx context.Context, orig, obj T, res ctrl.Result,
 }
 
 // writeStatus patches the status subresource with what changed since orig,
-// and not at all when nothing did.
+// and not at all when nothing did. Only the status is compared and sent, so a
+// step may patch the object's metadata meanwhile.
 func (l *lifecycle[T]) writeStatus(ctx context.Context, orig, obj T) error {
-	patch := client.MergeFrom(orig)
-	data, err := patch.Data(obj)
+	before, err := statusJSON(orig)
 	if err != nil {
 		return err
 	}
-	if string(data) == "{}" {
-		return nil
+	after, err := statusJSON(obj)
+	if err != nil || bytes.Equal(before, after) {
+		return err
 	}
-	err = l.client.Status().Patch(ctx, obj, patch)
-	if apierrors.IsNotFound(err) {
-		return nil
+	diff, err := jsonpatch.CreateMergePatch(before, after)
+	if err != nil {
+		return err
 	}
-	return err
+	patch := client.RawPatch(types.MergePatchType, append(append([]byte(`{"status":`), diff...), '}'))
+	if err := l.client.Status().Patch(ctx, obj, patch); !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// statusJSON is the JSON of obj's status ("null" without one).
+func statusJSON(obj client.Object) ([]byte, error) {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var v struct {
+		Status json.RawMessage `json:"status"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	if v.Status == nil {
+		return []byte("null"), nil
+	}
+	return v.Status, nil
 }
 
 // released reports whether obj is on its way out with its finalizer gone:

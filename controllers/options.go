@@ -27,6 +27,9 @@ type Options struct {
 	ClusterName                 string
 	AllowAdoption               bool
 	AllowUnmanagedKeyReferences bool
+	// ConsistencyWindow bounds how long KMS's answers may lag behind the
+	// operator's own writes (consistency.go); 0 is DefaultConsistencyWindow.
+	ConsistencyWindow time.Duration
 }
 
 // The RBAC every reconciler needs besides its own kind. The reconcilers only
@@ -56,15 +59,21 @@ func newController(mgr ctrl.Manager, kind string, forObject client.Object, o Opt
 
 // controllerOptions are shared by the reconcilers. Failures back off from one
 // second to five minutes: KMS quotas are small and shared by the whole account,
-// so the default 5 ms start would turn an outage into a retry storm.
+// so the default 5 ms start would turn an outage into a retry storm. The
+// backoff never exceeds the sync period: a failure (an access denied until
+// IAM is fixed, say) is not looked at less often than a healthy object.
 func controllerOptions(o Options) controller.Options {
 	n := o.MaxConcurrentReconciles
 	if n < 1 {
 		n = 1
 	}
+	maxDelay := 5 * time.Minute
+	if o.SyncPeriod > time.Second && o.SyncPeriod < maxDelay {
+		maxDelay = o.SyncPeriod
+	}
 	return controller.Options{
 		MaxConcurrentReconciles: n,
-		RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 5*time.Minute),
+		RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, maxDelay),
 	}
 }
 

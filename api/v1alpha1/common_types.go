@@ -29,17 +29,30 @@ const (
 	ReasonWaitingForKey    = "WaitingForKey"
 	ReasonObserveOnly      = "ObserveOnly"
 	ReasonReconcileError   = "ReconcileError"
+	// ReasonPropagating: KMS has not caught up with a recent change yet
+	// (eventual consistency, a new IAM principal); retried with backoff.
+	ReasonPropagating = "Propagating"
+	// ReasonAccessDenied: IAM or the key policy denies the operator a call;
+	// retried with backoff until a person grants it.
+	ReasonAccessDenied = "AccessDenied"
 )
 
 // Finalizer is set on every object whose KMS resource the operator must clean up.
 const Finalizer = "kms.kmsoperator.io/finalizer"
 
-// AnnotationCreateStarted is written on a Key before its first CreateKey call.
-// CreateKey is not idempotent: if the operator dies before it records the new
-// key id, this annotation tells the next reconcile to look for the key by its
-// ownership tags instead of creating a second one. It stays after creation, so
-// a Key restored without its status (a backup, a GitOps re-sync) is found too.
+// AnnotationCreateStarted holds the time of a Key's last CreateKey attempt,
+// written before the attempt. CreateKey is not idempotent: if the operator
+// dies or loses the answer before it records the new key id, the next
+// reconcile looks for the key by its ownership tags, and waits for KMS to list
+// keys made since this time before it creates another.
 const AnnotationCreateStarted = "kms.kmsoperator.io/create-started"
+
+// AnnotationOnDemandRotation is written on a Key before each
+// RotateKeyOnDemand call, as "<onDemandRequest value>@<RFC3339 time>". The
+// call is not idempotent and KMS limits on-demand rotations: after a lost
+// answer or a crash, the operator looks for that rotation in KMS before it
+// sends another for the same request.
+const AnnotationOnDemandRotation = "kms.kmsoperator.io/on-demand-rotation"
 
 // Reserved tag keys the operator puts on the keys it creates or adopts. Users may
 // not declare them; the tag reconciler never removes them.

@@ -68,6 +68,7 @@ type KeyRotation struct {
 // +kubebuilder:validation:XValidation:rule="self.managementPolicy != 'Observe' || has(self.keyID)",message="spec.keyID is required with managementPolicy Observe: it names the key to observe"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.keyID) || (has(self.keyID) && self.keyID == oldSelf.keyID)",message="spec.keyID is immutable once set"
 // +kubebuilder:validation:XValidation:rule="has(self.region) == has(oldSelf.region)",message="spec.region is immutable: a key cannot move between regions"
+// +kubebuilder:validation:XValidation:rule="!has(self.keyID) || !has(self.region) || !self.keyID.startsWith('arn:') || self.keyID.split(':')[3] == self.region",message="spec.keyID is an ARN of another region than spec.region: a key lives in one region; drop spec.region or fix it"
 type KeySpec struct {
 	// Description of the key, up to 8192 characters.
 	// +kubebuilder:validation:MaxLength=8192
@@ -121,9 +122,11 @@ type KeySpec struct {
 	// +optional
 	BypassPolicyLockoutSafetyCheck bool `json:"bypassPolicyLockoutSafetyCheck,omitempty"`
 
-	// Tags on the key. The spec is authoritative: tags it does not declare are
-	// removed, except the operator's own kms.kmsoperator.io/ tags.
+	// Tags on the key, at most 46: KMS allows 50 per key and the operator adds
+	// 4 ownership tags of its own. The spec is authoritative: tags it does not
+	// declare are removed, except the operator's own kms.kmsoperator.io/ tags.
 	// +kubebuilder:validation:MaxProperties=50
+	// +kubebuilder:validation:XValidation:rule="size(self) <= 46",message="spec.tags: at most 46 tags: KMS allows 50 per key and the operator adds 4 ownership tags of its own"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('aws:'))",message="spec.tags: keys starting with 'aws:' are reserved by AWS"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('kms.kmsoperator.io/'))",message="spec.tags: keys starting with 'kms.kmsoperator.io/' are reserved by the operator"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) >= 1 && size(k) <= 128 && size(self[k]) <= 256)",message="spec.tags: keys must be 1-128 characters and values at most 256"
@@ -144,9 +147,13 @@ type KeySpec struct {
 	PendingWindowInDays int32 `json:"pendingWindowInDays,omitempty"`
 
 	// KeyID adopts an existing key (id or ARN) instead of creating one. The
-	// operator must run with --allow-adoption. Immutable once set.
+	// operator must run with --allow-adoption. An ARN names the key's region
+	// too. Alias names are refused: an alias can be moved to another key.
+	// Immutable once set.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('alias/') && !self.contains(':alias/')",message="spec.keyID must be a key id or key ARN, not an alias: an alias can move to another key. Find the key id with: aws kms describe-key --key-id alias/NAME --query KeyMetadata.KeyId"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('arn:') || self.matches('^arn:[a-z-]+:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+$')",message="spec.keyID: a key ARN looks like arn:aws:kms:REGION:ACCOUNT:key/KEY-ID"
 	// +optional
 	KeyID string `json:"keyID,omitempty"`
 
@@ -156,8 +163,10 @@ type KeySpec struct {
 	// +optional
 	ManagementPolicy ManagementPolicy `json:"managementPolicy,omitempty"`
 
-	// Region overrides the operator's default region. Immutable.
-	// +kubebuilder:validation:Pattern=`^[a-z]{2}(-[a-z]+)+-[0-9]+$`
+	// Region overrides the operator's default region. Any partition's region
+	// (us-east-1, cn-north-1, us-gov-west-1, us-isob-east-1, eusc-de-east-1).
+	// Immutable.
+	// +kubebuilder:validation:Pattern=`^[a-z]{2,4}(-[a-z]+)+-[0-9]+$`
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.region is immutable: a key cannot move between regions"
 	// +optional
 	Region string `json:"region,omitempty"`

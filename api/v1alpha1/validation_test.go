@@ -349,11 +349,24 @@ func TestAccepted(t *testing.T) {
 			}),
 		},
 		{
-			name:   "50 tags with a 128-character key and a 256-character value",
-			reason: "the KMS tag limits are inclusive",
+			name:   "46 tags with a 128-character key and a 256-character value",
+			reason: "KMS allows 50 tags, the operator adds 4; the length limits are inclusive",
 			obj: newKey(func(s *v1alpha1.KeySpec) {
-				s.Tags = tags(49)
+				s.Tags = tags(45)
 				s.Tags[strings.Repeat("k", 128)] = strings.Repeat("v", 256)
+			}),
+		},
+		{
+			name:   "regions of every partition",
+			reason: "aws-cn, aws-us-gov, aws-iso*, aws-eusc regions are all KMS regions",
+			obj:    newKey(func(s *v1alpha1.KeySpec) { s.Region = "eusc-de-east-1" }),
+		},
+		{
+			name:   "keyID ARN of spec.region",
+			reason: "an ARN and spec.region that agree",
+			obj: newKey(func(s *v1alpha1.KeySpec) {
+				s.KeyID = "arn:aws-cn:kms:cn-north-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+				s.Region = "cn-north-1"
 			}),
 		},
 		{
@@ -546,10 +559,31 @@ func TestRejected(t *testing.T) {
 			want:   "spec.tags: keys starting with 'kms.kmsoperator.io/' are reserved by the operator",
 		},
 		{
-			name:   "51 tags",
-			reason: "KMS allows 50 tags per key",
-			obj:    newKey(func(s *v1alpha1.KeySpec) { s.Tags = tags(51) }),
-			want:   "spec.tags: Too many: 51: must have at most 50 items",
+			name:   "47 tags",
+			reason: "KMS allows 50 tags per key and the operator adds 4 ownership tags: 46 is the most that passes KMS",
+			obj:    newKey(func(s *v1alpha1.KeySpec) { s.Tags = tags(47) }),
+			want:   "spec.tags: at most 46 tags: KMS allows 50 per key and the operator adds 4 ownership tags of its own",
+		},
+		{
+			name:   "keyID alias",
+			reason: "an alias can move to another key: adopting by alias would bind the object to whatever it points at",
+			obj:    newKey(func(s *v1alpha1.KeySpec) { s.KeyID = "alias/app" }),
+			want:   "spec.keyID must be a key id or key ARN, not an alias",
+		},
+		{
+			name:   "keyID alias ARN",
+			reason: "an alias ARN is an alias too",
+			obj:    newKey(func(s *v1alpha1.KeySpec) { s.KeyID = "arn:aws:kms:us-east-1:111122223333:alias/app" }),
+			want:   "spec.keyID must be a key id or key ARN, not an alias",
+		},
+		{
+			name:   "keyID ARN of another region than spec.region",
+			reason: "a key lives in one region; the ARN names it",
+			obj: newKey(func(s *v1alpha1.KeySpec) {
+				s.KeyID = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+				s.Region = "us-east-1"
+			}),
+			want: "spec.keyID is an ARN of another region than spec.region",
 		},
 		{
 			name:   "tag key of 129 characters",

@@ -4,6 +4,7 @@
 hs = {}
 local waiting = {
   Updating = true, WaitingForKey = true, Throttled = true, ReconcileError = true,
+  Propagating = true,
 }
 local function describe(c)
   local m = c.reason or "Unknown"
@@ -62,7 +63,7 @@ if ready.status == "True" then
 end
 if ready.status == "False" and not waiting[ready.reason] then
   -- InvalidSpec, InvalidKeyState, Conflict, AdoptionRefused, ReferenceRefused,
-  -- NotFound, Drifted (Observe), ...: a person must act.
+  -- NotFound, Drifted (Observe), AccessDenied, ...: a person must act.
   hs.status = "Degraded"
   hs.message = describe(ready)
   return hs

@@ -37,17 +37,18 @@ func dump(ctx context.Context, ns string) error {
 	if err != nil {
 		return err
 	}
-	ids, err := kms.FindKeysByTag(ctx, kmsv1alpha1.TagOwnerNS, ns)
+	found, err := kms.FindKeys(ctx, map[string]string{kmsv1alpha1.TagOwnerNS: ns})
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
+	for _, f := range found {
+		id := f.ID
 		k, err := kms.DescribeKey(ctx, id)
 		if err != nil {
 			return err
 		}
 		fmt.Printf("  key %s\n    state %s, %s/%s, description %q\n", k.ID, k.State, k.KeySpec, k.KeyUsage, k.Description)
-		if k.State != kmsclient.StatePendingDeletion {
+		if !kmsclient.PendingDeletion(k.State) && k.KeySpec == "SYMMETRIC_DEFAULT" {
 			rot, err := kms.GetRotation(ctx, id)
 			if err != nil {
 				return err

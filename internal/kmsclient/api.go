@@ -21,10 +21,11 @@ type API interface {
 	GetRotation(ctx context.Context, keyID string) (*Rotation, error)
 	// ListTags returns all tags of the key (pages through ListResourceTags).
 	ListTags(ctx context.Context, keyID string) (map[string]string, error)
-	// FindKeysByTag returns the ids of keys carrying tag key=value, paging
-	// through ListKeys. Each key's tags are read once and remembered, so it
-	// is only for tags fixed at creation (the owner UID): for crash recovery.
-	FindKeysByTag(ctx context.Context, key, value string) ([]string, error)
+	// FindKeys returns the keys carrying every one of tags, with one paginated
+	// tag:GetResources call of the Resource Groups Tagging API instead of
+	// reading every key's tags. Like every list in KMS it can lag behind a
+	// new key or a tag change: "not found" right after a write is no proof.
+	FindKeys(ctx context.Context, tags map[string]string) ([]TaggedKey, error)
 
 	// CreateKey creates a key with everything KMS accepts at creation.
 	CreateKey(ctx context.Context, in CreateKeyInput) (*Key, error)
@@ -35,11 +36,14 @@ type API interface {
 	EnableRotation(ctx context.Context, keyID string, periodInDays int32) error
 	DisableRotation(ctx context.Context, keyID string) error
 	RotateOnDemand(ctx context.Context, keyID string) error
+	// ListKeyRotations returns the key's completed rotations, oldest first.
+	ListKeyRotations(ctx context.Context, keyID string) ([]KeyRotation, error)
 	PutKeyPolicy(ctx context.Context, keyID, policy string, bypassLockoutCheck bool) error
 	TagKey(ctx context.Context, keyID string, tags map[string]string) error
 	UntagKey(ctx context.Context, keyID string, tagKeys []string) error
-	// ScheduleDeletion returns the date KMS will delete the key.
-	ScheduleDeletion(ctx context.Context, keyID string, pendingWindowInDays int32) (time.Time, error)
+	// ScheduleDeletion returns what KMS scheduled: a multi-Region primary
+	// with replicas waits in PendingReplicaDeletion with no date yet.
+	ScheduleDeletion(ctx context.Context, keyID string, pendingWindowInDays int32) (*Deletion, error)
 	CancelDeletion(ctx context.Context, keyID string) error
 
 	// GetAlias returns the alias with the given name ("alias/..."), found with
@@ -79,17 +83,46 @@ type Key struct {
 
 // Key states the reconcilers act on.
 const (
-	StateEnabled         = "Enabled"
-	StateDisabled        = "Disabled"
-	StatePendingDeletion = "PendingDeletion"
-	StatePendingImport   = "PendingImport"
+	StateEnabled                = "Enabled"
+	StateDisabled               = "Disabled"
+	StatePendingDeletion        = "PendingDeletion"
+	StatePendingReplicaDeletion = "PendingReplicaDeletion"
+	StatePendingImport          = "PendingImport"
 )
 
-// Rotation is a key's automatic rotation.
+// PendingDeletion reports whether a key in state is on its way out: scheduled
+// for deletion, or a multi-Region primary waiting for its replicas to go.
+func PendingDeletion(state string) bool {
+	return state == StatePendingDeletion || state == StatePendingReplicaDeletion
+}
+
+// TaggedKey is a key found by its tags.
+type TaggedKey struct {
+	ID   string
+	ARN  string
+	Tags map[string]string
+}
+
+// Deletion is what ScheduleDeletion scheduled.
+type Deletion struct {
+	State string     // PendingDeletion, or PendingReplicaDeletion
+	Date  *time.Time // nil while KMS has not set one (PendingReplicaDeletion)
+}
+
+// KeyRotation is one completed rotation of a key's material.
+type KeyRotation struct {
+	Date time.Time
+	Type string // AUTOMATIC or ON_DEMAND
+}
+
+// Rotation is a key's automatic rotation, and an on-demand rotation in
+// progress.
 type Rotation struct {
 	Enabled          bool
 	PeriodInDays     int32
 	NextRotationDate *time.Time
+	// OnDemandStartDate is when an on-demand rotation still in progress began.
+	OnDemandStartDate *time.Time
 }
 
 // CreateKeyInput is everything CreateKey accepts that the operator uses.

@@ -34,6 +34,13 @@ const (
 	// operation, lockout-unsafe policy, limit exceeded). Terminal until the spec
 	// changes.
 	Invalid
+	// UnknownPrincipal: KMS does not know a principal the request names
+	// (InvalidArnException). An IAM role created seconds ago is unknown to KMS
+	// until IAM propagates it, so it is retried a while before it is Invalid.
+	UnknownPrincipal
+	// AccessDenied: IAM or the key policy denies the call. Only an IAM change
+	// fixes it, never the spec: retried with backoff.
+	AccessDenied
 )
 
 func (c Class) String() string {
@@ -50,6 +57,10 @@ func (c Class) String() string {
 		return "MalformedPolicy"
 	case Invalid:
 		return "Invalid"
+	case UnknownPrincipal:
+		return "UnknownPrincipal"
+	case AccessDenied:
+		return "AccessDenied"
 	default:
 		return "Transient"
 	}
@@ -109,7 +120,7 @@ var codeClasses = map[string]Class{
 	"ThrottlingException":              Throttled,
 	"MalformedPolicyDocumentException": MalformedPolicy,
 	"ValidationException":              Invalid,
-	"InvalidArnException":              Invalid,
+	"InvalidArnException":              UnknownPrincipal,
 	"UnsupportedOperationException":    Invalid,
 	"TagException":                     Invalid,
 	"LimitExceededException":           Invalid,
@@ -120,9 +131,7 @@ var codeClasses = map[string]Class{
 	"InvalidKeyUsageException":         Invalid,
 	// CreateAlias answers it for the reserved alias/aws/ prefix.
 	"NotAuthorizedException": Invalid,
-	// Denied calls wait for an IAM or key policy fix: hammering them helps
-	// nobody, and the periodic resync retries them anyway.
-	"AccessDeniedException": Invalid,
+	"AccessDeniedException":  AccessDenied,
 }
 
 // classify wraps an SDK error from KMS operation op into an *Error.

@@ -107,9 +107,14 @@ func TestClassify(t *testing.T) {
 			want:   want{Invalid, "InvalidAliasNameException", "alias/aws/"},
 		},
 		"AccessDenied": {
-			reason: "AccessDenied waits for an IAM fix: Invalid, not hot-retried.",
+			reason: "AccessDenied is its own class: an IAM change fixes it, never the spec.",
 			err:    httpError(400, &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized"}),
-			want:   want{Invalid, "AccessDeniedException", "not authorized"},
+			want:   want{AccessDenied, "AccessDeniedException", "not authorized"},
+		},
+		"InvalidArn": {
+			reason: "InvalidArnException names a principal KMS does not know (yet): UnknownPrincipal.",
+			err:    &types.InvalidArnException{Message: aws.String("ARN is not valid")},
+			want:   want{UnknownPrincipal, "InvalidArnException", "ARN is not valid"},
 		},
 		"Internal": {
 			reason: "KMSInternalException is Transient.",

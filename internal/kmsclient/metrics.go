@@ -12,13 +12,15 @@ import (
 
 // resultLabels are the result label values of kms_operator_kms_requests_total.
 var resultLabels = map[Class]string{
-	Transient:       "error",
-	NotFound:        "not_found",
-	AlreadyExists:   "already_exists",
-	InvalidState:    "invalid_state",
-	Throttled:       "throttled",
-	MalformedPolicy: "malformed_policy",
-	Invalid:         "invalid",
+	Transient:        "error",
+	NotFound:         "not_found",
+	AlreadyExists:    "already_exists",
+	InvalidState:     "invalid_state",
+	Throttled:        "throttled",
+	MalformedPolicy:  "malformed_policy",
+	Invalid:          "invalid",
+	UnknownPrincipal: "unknown_principal",
+	AccessDenied:     "access_denied",
 }
 
 // metrics counts KMS request attempts, the unit KMS quotas are counted in.

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -22,6 +23,9 @@ type ProviderOptions struct {
 	// Endpoint overrides the KMS endpoint, e.g. a local KMS server. "" keeps
 	// the SDK's resolution, which honours AWS_ENDPOINT_URL_KMS.
 	Endpoint string
+	// TaggingEndpoint overrides the Resource Groups Tagging API endpoint; ""
+	// keeps the SDK's resolution (AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API).
+	TaggingEndpoint string
 	// Registerer receives the KMS request metrics; nil disables them.
 	Registerer prometheus.Registerer
 	// Quotas pace requests per operation (requests per second, see Quotas
@@ -33,10 +37,11 @@ type ProviderOptions struct {
 // SDKProvider hands out one KMS client per region, all sharing the default
 // credential chain (environment, IRSA web identity, Pod Identity, IMDS).
 type SDKProvider struct {
-	cfg      aws.Config
-	endpoint string
-	metrics  *metrics
-	limiter  *limiter
+	cfg             aws.Config
+	endpoint        string
+	taggingEndpoint string
+	metrics         *metrics
+	limiter         *limiter
 
 	mu      sync.Mutex
 	clients map[string]API
@@ -65,7 +70,7 @@ func NewProvider(ctx context.Context, opts ProviderOptions) (*SDKProvider, error
 	if err != nil {
 		return nil, fmt.Errorf("registering KMS rate limiter metrics: %w", err)
 	}
-	return &SDKProvider{cfg: cfg, endpoint: opts.Endpoint, metrics: m, limiter: l, clients: map[string]API{}}, nil
+	return &SDKProvider{cfg: cfg, endpoint: opts.Endpoint, taggingEndpoint: opts.TaggingEndpoint, metrics: m, limiter: l, clients: map[string]API{}}, nil
 }
 
 // For returns the client of region, "" meaning the default region.
@@ -80,7 +85,10 @@ func (p *SDKProvider) For(region string) (API, error) {
 	defer p.mu.Unlock()
 	c, ok := p.clients[region]
 	if !ok {
-		c = &sdkClient{kms: kms.NewFromConfig(p.cfg, clientOptions(region, p.endpoint, p.metrics, p.limiter), withRetryer)}
+		c = &sdkClient{
+			kms:     kms.NewFromConfig(p.cfg, clientOptions(region, p.endpoint, p.metrics, p.limiter), withRetryer),
+			tagging: resourcegroupstaggingapi.NewFromConfig(p.cfg, taggingOptions(region, p.taggingEndpoint, p.metrics, p.limiter)),
+		}
 		p.clients[region] = c
 	}
 	return c, nil
@@ -98,6 +106,19 @@ func clientOptions(region, endpoint string, m *metrics, l *limiter) func(*kms.Op
 		// Order matters: each insert lands right after Retry, so the stack
 		// reads Retry, limiter, metrics.
 		o.APIOptions = append(o.APIOptions, m.addTo, l.addTo)
+	}
+}
+
+// taggingOptions configures the Resource Groups Tagging API client of region
+// like the KMS one.
+func taggingOptions(region, endpoint string, m *metrics, l *limiter) func(*resourcegroupstaggingapi.Options) {
+	return func(o *resourcegroupstaggingapi.Options) {
+		o.Region = region
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+		o.APIOptions = append(o.APIOptions, m.addTo, l.addTo)
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.RateLimiter = ratelimit.None })
 	}
 }
 

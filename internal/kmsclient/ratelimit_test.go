@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -124,59 +123,27 @@ func TestLimiterPaces(t *testing.T) {
 	}
 }
 
-// TestFindKeysByTagReadsEachKeyOnce: a key's tags are read once when they
-// hold the searched tag (the owner UID, fixed at creation), and otherwise
-// until they are settled (tagSettle after the key was first listed: a new key
-// may be listed before its tags can be read). A key whose tags cannot be read
-// does not stop the scan: a match is still found, and absence is only
-// reported once every key was read.
-func TestFindKeysByTagReadsEachKeyOnce(t *testing.T) {
-	keys := func(ids ...string) reply {
-		body := `{"Keys":[`
-		for i, id := range ids {
-			if i > 0 {
-				body += ","
-			}
-			body += `{"KeyId":"` + id + `"}`
-		}
-		return reply{body: body + `],"Truncated":false}`}
+// TestFindKeys: one GetResources call per page, filtered by every tag (in
+// a stable order) and by the KMS key type; ids come from the ARNs.
+func TestFindKeys(t *testing.T) {
+	page1 := reply{body: `{"PaginationToken":"p2","ResourceTagMappingList":[{"ResourceARN":"` + testARN + `","Tags":[{"Key":"owner","Value":"me"},{"Key":"team","Value":"a"}]}]}`}
+	page2 := reply{body: `{"PaginationToken":"","ResourceTagMappingList":[{"ResourceARN":"arn:aws:kms:eu-west-1:111122223333:key/mrk-1","Tags":[{"Key":"owner","Value":"me"},{"Key":"team","Value":"a"}]}]}`}
+	c, srv, _ := newTestClient(t, map[string][]reply{"GetResources": {page1, page2}})
+	got, err := c.FindKeys(context.Background(), map[string]string{"team": "a", "owner": "me"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	owned := reply{body: `{"Tags":[{"TagKey":"owner","TagValue":"me"}]}`}
-	none := reply{body: `{"Tags":[]}`}
-	internal := reply{status: http.StatusInternalServerError, body: `{"__type":"KMSInternalException","message":"boom"}`}
-	c, srv, _ := newTestClient(t, map[string][]reply{
-		"ListKeys": {keys("d"), keys("a", "b"), keys("a", "b", "c"), keys("a", "b", "c"), keys("a", "b", "c")},
-		"ListResourceTags": {
-			internal, internal, internal, // scan 1: d cannot be read
-			internal, internal, internal, owned, // scan 2: a cannot be read, b is ours
-			none, none, // scan 3: a and c, not settled yet
-			none, none, // scan 4, 20 s later: a and c once more, now settled
-		},
-	})
-	now := time.Unix(0, 0)
-	c.now = func() time.Time { return now }
-	ctx := context.Background()
-	if ids, err := c.FindKeysByTag(ctx, "owner", "me"); ClassOf(err) != Transient {
-		t.Fatalf("scan 1: got %v %v, want the transient error: with d unread, absence is not proven", ids, err)
+	tags := map[string]string{"owner": "me", "team": "a"}
+	want := []TaggedKey{{ID: testID, ARN: testARN, Tags: tags}, {ID: "mrk-1", ARN: "arn:aws:kms:eu-west-1:111122223333:key/mrk-1", Tags: tags}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("keys, -want +got:\n%s", diff)
 	}
-	for scan, at := range []time.Duration{0, 0, 20 * time.Second, 20 * time.Second} {
-		now = time.Unix(0, 0).Add(at)
-		ids, err := c.FindKeysByTag(ctx, "owner", "me")
-		if err != nil {
-			t.Fatalf("scan %d: %v", scan+2, err)
-		}
-		if diff := cmp.Diff([]string{"b"}, ids); diff != "" {
-			t.Errorf("scan %d: -want +got:\n%s", scan+2, diff)
-		}
+	filters := []any{map[string]any{"Key": "owner", "Values": []any{"me"}}, map[string]any{"Key": "team", "Values": []any{"a"}}}
+	wantRequests := []request{
+		{"GetResources", map[string]any{"ResourceTypeFilters": []any{"kms:key"}, "TagFilters": filters}},
+		{"GetResources", map[string]any{"ResourceTypeFilters": []any{"kms:key"}, "TagFilters": filters, "PaginationToken": "p2"}},
 	}
-	var read []string
-	for _, r := range srv.requests {
-		if r.Op == "ListResourceTags" {
-			read = append(read, r.Body["KeyId"].(string))
-		}
-	}
-	// Scan 5 reads nothing: b holds the owner tag, a and c are settled.
-	if diff := cmp.Diff([]string{"d", "d", "d", "a", "a", "a", "b", "a", "c", "a", "c"}, read); diff != "" {
-		t.Errorf("tag reads, -want +got:\n%s", diff)
+	if diff := cmp.Diff(wantRequests, srv.requests); diff != "" {
+		t.Errorf("requests, -want +got:\n%s", diff)
 	}
 }

@@ -2,17 +2,16 @@ package kmsclient
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
+	taggingtypes "github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi/types"
 )
 
 // kmsAPI is the part of the SDK client this package uses.
@@ -21,7 +20,7 @@ type kmsAPI interface {
 	GetKeyPolicy(context.Context, *kms.GetKeyPolicyInput, ...func(*kms.Options)) (*kms.GetKeyPolicyOutput, error)
 	GetKeyRotationStatus(context.Context, *kms.GetKeyRotationStatusInput, ...func(*kms.Options)) (*kms.GetKeyRotationStatusOutput, error)
 	ListResourceTags(context.Context, *kms.ListResourceTagsInput, ...func(*kms.Options)) (*kms.ListResourceTagsOutput, error)
-	ListKeys(context.Context, *kms.ListKeysInput, ...func(*kms.Options)) (*kms.ListKeysOutput, error)
+	ListKeyRotations(context.Context, *kms.ListKeyRotationsInput, ...func(*kms.Options)) (*kms.ListKeyRotationsOutput, error)
 	CreateKey(context.Context, *kms.CreateKeyInput, ...func(*kms.Options)) (*kms.CreateKeyOutput, error)
 	UpdateKeyDescription(context.Context, *kms.UpdateKeyDescriptionInput, ...func(*kms.Options)) (*kms.UpdateKeyDescriptionOutput, error)
 	EnableKey(context.Context, *kms.EnableKeyInput, ...func(*kms.Options)) (*kms.EnableKeyOutput, error)
@@ -49,28 +48,20 @@ var _ kmsAPI = (*kms.Client)(nil)
 // local-kms requires it.
 const policyName = "default"
 
-// sdkClient implements API over the AWS SDK.
+// sdkClient implements API over the AWS SDK: KMS, and the Resource Groups
+// Tagging API for finding keys by their tags.
 type sdkClient struct {
-	kms kmsAPI
-
-	// seenTags holds each key's tags as FindKeysByTag read them.
-	mu       sync.Mutex
-	seenTags map[string]seenTags
-	now      func() time.Time // for tests; nil is time.Now
+	kms     kmsAPI
+	tagging taggingAPI
 }
 
-// tagSettle is how long after a key is first listed its tags are taken as
-// final when they lack the tag searched for. KMS is eventually consistent: a
-// key just created may be listed before its tags can be read, and caching
-// "no owner tag" for it would hide it from recovery for good.
-const tagSettle = 10 * time.Second
-
-// seenTags is what FindKeysByTag knows of one key's tags.
-type seenTags struct {
-	tags        map[string]string
-	firstListed time.Time
-	read        time.Time
+// taggingAPI is the part of the Resource Groups Tagging API client this
+// package uses.
+type taggingAPI interface {
+	GetResources(context.Context, *resourcegroupstaggingapi.GetResourcesInput, ...func(*resourcegroupstaggingapi.Options)) (*resourcegroupstaggingapi.GetResourcesOutput, error)
 }
+
+var _ taggingAPI = (*resourcegroupstaggingapi.Client)(nil)
 
 var _ API = (*sdkClient)(nil)
 
@@ -111,9 +102,10 @@ func (c *sdkClient) GetRotation(ctx context.Context, keyID string) (*Rotation, e
 		return nil, classify("GetKeyRotationStatus", err)
 	}
 	return &Rotation{
-		Enabled:          out.KeyRotationEnabled,
-		PeriodInDays:     aws.ToInt32(out.RotationPeriodInDays),
-		NextRotationDate: out.NextRotationDate,
+		Enabled:           out.KeyRotationEnabled,
+		PeriodInDays:      aws.ToInt32(out.RotationPeriodInDays),
+		NextRotationDate:  out.NextRotationDate,
+		OnDemandStartDate: out.OnDemandRotationStartDate,
 	}, nil
 }
 
@@ -132,87 +124,32 @@ func (c *sdkClient) ListTags(ctx context.Context, keyID string) (map[string]stri
 	return tags, nil
 }
 
-// FindKeysByTag reads each key's tags once and remembers them, so it is only
-// for tags a key has from its creation on and never changes (the owner UID);
-// tags without the searched key are read again until they are settled
-// (tagSettle).
-// Without that, every recovery would read the tags of every key in the
-// account: O(N²) calls after a crash in the middle of creating N keys, and a
-// full scan that hardly ever completes while KMS fails a few calls in a
-// hundred. With it, a scan costs ListKeys plus one read per key new since the
-// last scan, and a failed read is simply tried again by the next scan.
-func (c *sdkClient) FindKeysByTag(ctx context.Context, key, value string) ([]string, error) {
-	var ids []string
-	var unread error
-	// The largest page KMS allows: a scan of a large account is then a few
-	// calls instead of one per hundred keys.
-	pages := kms.NewListKeysPaginator(c.kms, &kms.ListKeysInput{Limit: aws.Int32(1000)})
+// FindKeys pages through tag:GetResources filtered by every tag: one call
+// per hundred matching keys, however many keys the account holds.
+func (c *sdkClient) FindKeys(ctx context.Context, tags map[string]string) ([]TaggedKey, error) {
+	in := &resourcegroupstaggingapi.GetResourcesInput{ResourceTypeFilters: []string{"kms:key"}}
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		in.TagFilters = append(in.TagFilters, taggingtypes.TagFilter{Key: aws.String(k), Values: []string{tags[k]}})
+	}
+	var found []TaggedKey
+	pages := resourcegroupstaggingapi.NewGetResourcesPaginator(c.tagging, in)
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, classify("ListKeys", err)
+			return nil, classify("GetResources", err)
 		}
-		for _, k := range page.Keys {
-			id := aws.ToString(k.KeyId)
-			tags, err := c.tagsOnce(ctx, id, key)
-			if err != nil {
-				// Read the other keys anyway: what was read is remembered,
-				// so the next scan has only the failures left to read.
-				unread = errors.Join(unread, err)
-				continue
+		for _, m := range page.ResourceTagMappingList {
+			k := TaggedKey{ARN: aws.ToString(m.ResourceARN), Tags: map[string]string{}}
+			if a, err := arn.Parse(k.ARN); err == nil {
+				k.ID = strings.TrimPrefix(a.Resource, "key/")
 			}
-			if v, ok := tags[key]; ok && v == value {
-				ids = append(ids, id)
+			for _, t := range m.Tags {
+				k.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 			}
+			found = append(found, k)
 		}
 	}
-	if len(ids) == 0 && unread != nil {
-		// Absence is only proven when every key was read.
-		return nil, unread
-	}
-	return ids, nil
-}
-
-// tagsOnce returns a key's tags, read from KMS only while they may still
-// change: until they hold tagKey, or have been read tagSettle after the key
-// was first listed.
-func (c *sdkClient) tagsOnce(ctx context.Context, id, tagKey string) (map[string]string, error) {
-	now := time.Now
-	if c.now != nil {
-		now = c.now
-	}
-	c.mu.Lock()
-	seen, ok := c.seenTags[id]
-	c.mu.Unlock()
-	if _, has := seen.tags[tagKey]; ok && (has || seen.read.Sub(seen.firstListed) >= tagSettle) {
-		return seen.tags, nil
-	}
-	if !ok {
-		seen.firstListed = now()
-	}
-	tags, err := c.ListTags(ctx, id)
-	if skippable(err) {
-		tags, err = nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	seen.tags, seen.read = tags, now()
-	c.mu.Lock()
-	if c.seenTags == nil {
-		c.seenTags = map[string]seenTags{}
-	}
-	c.seenTags[id] = seen
-	c.mu.Unlock()
-	return tags, nil
-}
-
-// skippable tells FindKeysByTag to pass over a key whose tags cannot be read:
-// deleted since ListKeys, or with a key policy that shuts the operator out
-// (so not one the operator created).
-func skippable(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && (e.Class == NotFound || e.Code == "AccessDeniedException")
+	return found, nil
 }
 
 func (c *sdkClient) CreateKey(ctx context.Context, in CreateKeyInput) (*Key, error) {
@@ -282,6 +219,21 @@ func (c *sdkClient) RotateOnDemand(ctx context.Context, keyID string) error {
 	return classify("RotateKeyOnDemand", err)
 }
 
+func (c *sdkClient) ListKeyRotations(ctx context.Context, keyID string) ([]KeyRotation, error) {
+	var rotations []KeyRotation
+	pages := kms.NewListKeyRotationsPaginator(c.kms, &kms.ListKeyRotationsInput{KeyId: &keyID})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, classify("ListKeyRotations", err)
+		}
+		for _, r := range page.Rotations {
+			rotations = append(rotations, KeyRotation{Date: aws.ToTime(r.RotationDate), Type: string(r.RotationType)})
+		}
+	}
+	return rotations, nil
+}
+
 func (c *sdkClient) PutKeyPolicy(ctx context.Context, keyID, policy string, bypassLockoutCheck bool) error {
 	_, err := c.kms.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{
 		KeyId:                          &keyID,
@@ -302,24 +254,22 @@ func (c *sdkClient) UntagKey(ctx context.Context, keyID string, tagKeys []string
 	return classify("UntagResource", err)
 }
 
-func (c *sdkClient) ScheduleDeletion(ctx context.Context, keyID string, pendingWindowInDays int32) (time.Time, error) {
+func (c *sdkClient) ScheduleDeletion(ctx context.Context, keyID string, pendingWindowInDays int32) (*Deletion, error) {
 	req := &kms.ScheduleKeyDeletionInput{KeyId: &keyID}
 	if pendingWindowInDays != 0 {
 		req.PendingWindowInDays = &pendingWindowInDays
 	}
-	start := time.Now()
 	out, err := c.kms.ScheduleKeyDeletion(ctx, req)
 	if err != nil {
-		return time.Time{}, classify("ScheduleKeyDeletion", err)
+		return nil, classify("ScheduleKeyDeletion", err)
 	}
-	if out.DeletionDate != nil {
-		return *out.DeletionDate, nil
+	// No date is no date: a primary with replicas gets one only once they are
+	// gone, and making one up would tell the user a wrong day.
+	d := &Deletion{State: string(out.KeyState), Date: out.DeletionDate}
+	if d.State == "" {
+		d.State = StatePendingDeletion
 	}
-	// Some emulators omit the date; KMS counts the window from the request.
-	if pendingWindowInDays == 0 {
-		pendingWindowInDays = 30
-	}
-	return start.AddDate(0, 0, int(pendingWindowInDays)), nil
+	return d, nil
 }
 
 func (c *sdkClient) CancelDeletion(ctx context.Context, keyID string) error {

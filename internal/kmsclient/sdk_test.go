@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -41,7 +42,9 @@ type kmsServer struct {
 }
 
 func (s *kmsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
+	// "TrentService.CreateKey", "ResourceGroupsTaggingAPI_20170126.GetResources".
+	target := r.Header.Get("X-Amz-Target")
+	op := target[strings.LastIndex(target, ".")+1:]
 	raw, _ := io.ReadAll(r.Body)
 	var body map[string]any
 	if err := json.Unmarshal(raw, &body); err != nil {
@@ -99,7 +102,9 @@ func newPacedTestClient(t *testing.T, replies map[string][]reply, quotas map[str
 			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
 		}),
 	}, clientOptions("us-east-1", ts.URL, m, l))
-	return &sdkClient{kms: client}, srv, reg
+	tagging := resourcegroupstaggingapi.New(resourcegroupstaggingapi.Options{Credentials: aws.AnonymousCredentials{}},
+		taggingOptions("us-east-1", ts.URL, m, l))
+	return &sdkClient{kms: client, tagging: tagging}, srv, reg
 }
 
 const (
@@ -200,7 +205,7 @@ func TestSDKClient(t *testing.T) {
 			reason:       "ScheduleDeletion returns KMS's deletion date.",
 			replies:      map[string][]reply{"ScheduleKeyDeletion": {{body: `{"KeyId":"` + testARN + `","DeletionDate":1700604800,"KeyState":"PendingDeletion","PendingWindowInDays":7}`}}},
 			call:         func(c *sdkClient) (any, error) { return c.ScheduleDeletion(ctx, testID, 7) },
-			want:         deleted,
+			want:         &Deletion{State: "PendingDeletion", Date: &deleted},
 			wantRequests: []request{{"ScheduleKeyDeletion", map[string]any{"KeyId": testID, "PendingWindowInDays": 7.0}}},
 		},
 		"CreateGrant": {
@@ -254,28 +259,25 @@ func TestSDKClient(t *testing.T) {
 				{"ListGrants", map[string]any{"KeyId": testID, "Limit": float64(100), "Marker": "m1"}},
 			},
 		},
-		"FindKeysByTag": {
-			reason: "FindKeysByTag pages through ListKeys, reads each key's tags and skips keys deleted meanwhile.",
-			replies: map[string][]reply{
-				"ListKeys": {
-					{body: `{"Keys":[{"KeyId":"k1"},{"KeyId":"k2"}],"Truncated":true,"NextMarker":"m1"}`},
-					{body: `{"Keys":[{"KeyId":"k3"}],"Truncated":false}`},
-				},
-				"ListResourceTags": {
-					{body: `{"Tags":[{"TagKey":"owner","TagValue":"uid"}]}`},
-					{status: 400, body: notFound},
-					{body: `{"Tags":[{"TagKey":"owner","TagValue":"other"}]}`},
-				},
-			},
-			call: func(c *sdkClient) (any, error) { return c.FindKeysByTag(ctx, "owner", "uid") },
-			want: []string{"k1"},
+		"ListKeyRotations": {
+			reason: "ListKeyRotations pages through the completed rotations.",
+			replies: map[string][]reply{"ListKeyRotations": {
+				{body: `{"Rotations":[{"KeyId":"` + testARN + `","RotationDate":1700000000,"RotationType":"ON_DEMAND"}],"Truncated":true,"NextMarker":"m1"}`},
+				{body: `{"Rotations":[{"KeyId":"` + testARN + `","RotationDate":1700100000,"RotationType":"AUTOMATIC"}],"Truncated":false}`},
+			}},
+			call: func(c *sdkClient) (any, error) { return c.ListKeyRotations(ctx, testID) },
+			want: []KeyRotation{{Date: time.Unix(1700000000, 0), Type: "ON_DEMAND"}, {Date: time.Unix(1700100000, 0), Type: "AUTOMATIC"}},
 			wantRequests: []request{
-				{"ListKeys", map[string]any{"Limit": float64(1000)}},
-				{"ListResourceTags", map[string]any{"KeyId": "k1"}},
-				{"ListResourceTags", map[string]any{"KeyId": "k2"}},
-				{"ListKeys", map[string]any{"Limit": float64(1000), "Marker": "m1"}},
-				{"ListResourceTags", map[string]any{"KeyId": "k3"}},
+				{"ListKeyRotations", map[string]any{"KeyId": testID}},
+				{"ListKeyRotations", map[string]any{"KeyId": testID, "Marker": "m1"}},
 			},
+		},
+		"ScheduleDeletionWithoutDate": {
+			reason:       "A multi-Region primary with replicas is PendingReplicaDeletion with no date: none is made up.",
+			replies:      map[string][]reply{"ScheduleKeyDeletion": {{body: `{"KeyId":"` + testARN + `","KeyState":"PendingReplicaDeletion","PendingWindowInDays":7}`}}},
+			call:         func(c *sdkClient) (any, error) { return c.ScheduleDeletion(ctx, testID, 7) },
+			want:         &Deletion{State: "PendingReplicaDeletion"},
+			wantRequests: []request{{"ScheduleKeyDeletion", map[string]any{"KeyId": testID, "PendingWindowInDays": 7.0}}},
 		},
 		"NotImplemented": {
 			reason:       "An emulator's plain-text 501 is Invalid, not retried.",

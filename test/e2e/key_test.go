@@ -52,6 +52,11 @@ func readKMS(t *testing.T, id string) kmsKey {
 	var k kmsKey
 	var err error
 	k.key, err = kms.DescribeKey(ctx, id)
+	if kmsclient.IsNotFound(err) {
+		// KMS may not show a key made a moment ago yet.
+		awaitWrite(t)
+		k.key, err = kms.DescribeKey(ctx, id)
+	}
 	check(err)
 	k.tags, err = kms.ListTags(ctx, id)
 	check(err)
@@ -83,6 +88,7 @@ func createUnmanaged(t *testing.T, description string) *kmsclient.Key {
 	if err != nil {
 		t.Fatal(err)
 	}
+	awaitWrite(t) // a key made a moment ago is not found everywhere yet
 	return k
 }
 
@@ -113,6 +119,7 @@ func TestKeyLifecycle(t *testing.T) {
 		t.Errorf("no %s annotation", kmsv1alpha1.AnnotationCreateStarted)
 	}
 
+	awaitLists(t) // tags show late
 	got := readKMS(t, id)
 	if got.key.Description != "lifecycle test" || got.key.State != "Enabled" {
 		t.Errorf("KMS key: %+v", got.key)
@@ -316,6 +323,7 @@ func TestKeyAdoption(t *testing.T) {
 	// Retain: the key stays as it is, without the operator's tags.
 	remove(t, adopted)
 	waitGone(t, adopted)
+	awaitLists(t)
 	got = readKMS(t, unowned.ID)
 	if got.key.State != "Enabled" || got.tags[kmsv1alpha1.TagOwnerUID] != "" {
 		t.Errorf("after Retain: state %s, tags %v", got.key.State, got.tags)
@@ -402,11 +410,9 @@ func TestKeyCrashDuringMassCreate(t *testing.T) {
 		waitReady(t, k)
 	}
 	t.Logf("killed after %d of %d CreateKey calls", killedAt, n)
+	awaitLists(t)
 	for _, k := range keys {
-		ids, err := kms.FindKeysByTag(context.Background(), kmsv1alpha1.TagOwnerUID, string(k.UID))
-		if err != nil {
-			t.Fatal(err)
-		}
+		ids := ownedKeys(t, k.UID)
 		if len(ids) != 1 || ids[0] != k.Status.KeyID {
 			t.Errorf("%s: KMS keys tagged with its UID %v, status.keyID %s; want exactly one", k.Name, ids, k.Status.KeyID)
 		}

@@ -40,12 +40,13 @@ import (
 // namespaces: nsMain and nsOther get the defaults (adoption and unmanaged
 // references off); nsOpen gets both flags on.
 var (
-	k8s     client.Client
-	kms     kmsclient.API
-	runID   = fmt.Sprintf("%04x", rand.IntN(1<<16))
-	nsMain  = "e2e-main-" + runID
-	nsOther = "e2e-other-" + runID
-	nsOpen  = "e2e-open-" + runID
+	k8s         client.Client
+	kms         kmsclient.API
+	kmsProvider kmsclient.Provider
+	runID       = fmt.Sprintf("%04x", rand.IntN(1<<16))
+	nsMain      = "e2e-main-" + runID
+	nsOther     = "e2e-other-" + runID
+	nsOpen      = "e2e-open-" + runID
 	// nsDelete is created and deleted by TestNamespaceDeletion.
 	nsDelete = "e2e-nsdel-" + runID
 	// nsSystem holds the operators' ServiceAccount and leader election lease.
@@ -89,12 +90,12 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: client:", err)
 		return 1
 	}
-	provider, err := kmsclient.NewProvider(ctx, kmsclient.ProviderOptions{})
+	kmsProvider, err = kmsclient.NewProvider(ctx, kmsclient.ProviderOptions{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: kms:", err)
 		return 1
 	}
-	if kms, err = provider.For(""); err != nil {
+	if kms, err = kmsProvider.For(""); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: kms:", err)
 		return 1
 	}
@@ -172,6 +173,9 @@ func newOperator(name string, args ...string) *operator {
 	args = append([]string{
 		"--sync-period=" + syncPeriod,
 		"--cluster-name=e2e",
+		// Lags of the realistic KMS server are a few seconds; a restart after a
+		// lost CreateKey then waits this long, not the 5 minutes of real AWS.
+		"--kms-consistency-window=15s",
 		"--metrics-bind-address=127.0.0.1:0", // port 0: concurrent runs never collide
 		"--health-probe-bind-address=127.0.0.1:0",
 	}, args...)

@@ -24,8 +24,6 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
-
-	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 )
 
 // installRBAC applies config/rbac (the ClusterRole generated from the
@@ -157,14 +155,15 @@ func TestLeastPrivilege(t *testing.T) {
 	})
 	var ids []string
 	eventually(t, "the key in KMS", func() (bool, string) {
-		ids, err = kms.FindKeysByTag(ctx, kmsv1alpha1.TagOwnerUID, string(mustGet(t, key).UID))
-		return err == nil && len(ids) > 0, fmt.Sprint(ids, err)
+		ids = ownedKeys(t, mustGet(t, key).UID)
+		return len(ids) > 0, fmt.Sprint(ids)
 	})
 	time.Sleep(2 * time.Second) // let it retry: no status, and still one key
 	if got := mustGet(t, key); got.Status.KeyID != "" || len(got.Status.Conditions) != 0 {
 		t.Errorf("status written without permission: %+v", got.Status)
 	}
-	if ids, _ = kms.FindKeysByTag(ctx, kmsv1alpha1.TagOwnerUID, string(key.UID)); len(ids) != 1 {
+	awaitLists(t)
+	if ids = ownedKeys(t, key.UID); len(ids) != 1 {
 		t.Errorf("keys for the object: %v, want exactly one", ids)
 	}
 	// Deletion needs no status: the key is released and the object goes.
@@ -172,10 +171,11 @@ func TestLeastPrivilege(t *testing.T) {
 	waitGone(t, key)
 }
 
-func mustGet(t *testing.T, key *kmsv1alpha1.Key) *kmsv1alpha1.Key {
+// mustGet reads obj again; obj is left holding the latest state.
+func mustGet[T client.Object](t *testing.T, obj T) T {
 	t.Helper()
-	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(key), key); err != nil {
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
 		t.Fatal(err)
 	}
-	return key
+	return obj
 }

@@ -23,8 +23,8 @@ var kinds = []string{"Key", "Alias", "Grant"}
 // Every Reason* constant of api/v1alpha1 must be in one of the three lists
 // below, so a new reason cannot be added without deciding its health.
 var (
-	waitingReasons  = []string{"Updating", "WaitingForKey", "Throttled", "ReconcileError"}
-	terminalReasons = []string{"InvalidSpec", "InvalidKeyState", "Conflict", "AdoptionRefused", "ReferenceRefused", "NotFound", "Drifted"}
+	waitingReasons  = []string{"Updating", "WaitingForKey", "Throttled", "ReconcileError", "Propagating"}
+	terminalReasons = []string{"InvalidSpec", "InvalidKeyState", "Conflict", "AdoptionRefused", "ReferenceRefused", "NotFound", "Drifted", "AccessDenied"}
 	// Reasons of Ready=True or of the Synced condition only.
 	otherReasons = []string{"Available", "ReconcileSuccess", "ObserveOnly"}
 )

@@ -99,6 +99,8 @@ func (f *Front) createKey(c *call) handler.Response {
 	body := withField(c.body, "Tags", nil)
 	if in.Policy == nil {
 		body = withField(body, "Policy", defaultKeyPolicy(c.t))
+	} else {
+		body = withField(body, "Policy", storedPolicy(c.t, *in.Policy))
 	}
 	resp := f.local(c, body)
 	if !success(resp.Code) {
@@ -237,7 +239,7 @@ func (f *Front) putKeyPolicy(c *call) handler.Response {
 	if pendingDeletion(key) {
 		return invalidState("%s is pending deletion.", key.GetArn())
 	}
-	setPolicy(key, *in.Policy)
+	setPolicy(key, storedPolicy(c.t, *in.Policy))
 	if err := c.t.db.SaveKey(key); err != nil {
 		return saveFailed(err)
 	}
@@ -385,4 +387,67 @@ func (f *Front) createAlias(c *call) handler.Response {
 		return validationError("%s contains invalid characters for an alias", in.AliasName)
 	}
 	return f.local(c, c.body)
+}
+
+// storedPolicy is a policy as KMS keeps it: an AWS account id given as a
+// principal is stored as that account's root ARN, in the key's partition
+// ("Principal": {"AWS": "123456789012"} is converted to
+// arn:aws:iam::123456789012:root: IAM User Guide, AWS JSON policy elements:
+// Principal, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html).
+// A policy that does not parse as expected is stored as it was given.
+func storedPolicy(t *tenant, policy string) string {
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(policy), &doc); err != nil {
+		return policy
+	}
+	statements, ok := doc["Statement"].([]any)
+	if !ok {
+		statements = []any{doc["Statement"]}
+	}
+	changed := false
+	for _, st := range statements {
+		s, ok := st.(map[string]any)
+		if !ok {
+			continue
+		}
+		for _, field := range []string{"Principal", "NotPrincipal"} {
+			p, ok := s[field].(map[string]any)
+			if !ok {
+				continue
+			}
+			if v, ok := rootARNs(t, p["AWS"]); ok {
+				p["AWS"], changed = v, true
+			}
+		}
+	}
+	if !changed {
+		return policy
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return policy
+	}
+	return string(b)
+}
+
+var accountIDPattern = regexp.MustCompile(`^[0-9]{12}$`)
+
+// rootARNs replaces account ids in an AWS principal value (a string or a
+// list) with root ARNs; ok is false when there was none.
+func rootARNs(t *tenant, v any) (any, bool) {
+	switch p := v.(type) {
+	case string:
+		if accountIDPattern.MatchString(p) {
+			return "arn:" + t.partition + ":iam::" + p + ":root", true
+		}
+	case []any:
+		changed := false
+		for i, e := range p {
+			if s, ok := e.(string); ok && accountIDPattern.MatchString(s) {
+				p[i], changed = "arn:"+t.partition+":iam::"+s+":root", true
+			}
+		}
+		return p, changed
+	}
+	return v, false
 }

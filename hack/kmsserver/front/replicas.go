@@ -183,7 +183,7 @@ func (f *Front) replicateKey(c *call) handler.Response {
 	}
 	policy := defaultKeyPolicy(rt)
 	if in.Policy != nil {
-		policy = *in.Policy
+		policy = storedPolicy(c.t, *in.Policy)
 	}
 	replica, err := f.saveReplica(c, rt, key, in.Description, policy, in.Tags)
 	if err != nil {

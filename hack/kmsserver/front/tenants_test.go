@@ -198,6 +198,14 @@ func TestPartitions(t *testing.T) {
 				t.Errorf("default policy %s, want the root principal %s", *policy, root)
 			}
 
+			// An account id given as a principal is kept as its root ARN,
+			// in the key's partition.
+			bare := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["111122223333"]},"Action":"kms:*","Resource":"*"}]}`
+			must(c.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: md.Arn, Policy: aws.String(bare)}))(t)
+			if p := *must(c.GetKeyPolicy(ctx, &kms.GetKeyPolicyInput{KeyId: md.Arn}))(t).Policy; !strings.Contains(p, `"`+root+`"`) || strings.Contains(p, `"111122223333"`) {
+				t.Errorf("policy stored as %s, want the account as %s", p, root)
+			}
+
 			must(c.CreateGrant(ctx, &kms.CreateGrantInput{KeyId: md.Arn, GranteePrincipal: aws.String("arn:" + tt.partition + ":iam::111122223333:role/app"),
 				Operations: []types.GrantOperation{types.GrantOperationDecrypt}}))(t)
 			grants := must(c.ListGrants(ctx, &kms.ListGrantsInput{KeyId: md.Arn}))(t).Grants

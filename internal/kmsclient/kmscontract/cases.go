@@ -35,11 +35,14 @@ func deletionWindow() Case {
 			k := create(t, api, kmsclient.CreateKeyInput{})
 			_, errShort := api.ScheduleDeletion(ctx, k.ID, 6)
 			_, errLong := api.ScheduleDeletion(ctx, k.ID, 31)
-			date, _ := api.ScheduleDeletion(ctx, k.ID, 0)
-			days := date.Sub(k.CreationDate).Hours() / 24
-			return []any{class(errShort), class(errLong), days > 29.9 && days < 30.1}
+			d, err := api.ScheduleDeletion(ctx, k.ID, 0)
+			if err != nil || d.Date == nil {
+				t.Fatalf("ScheduleDeletion: %+v, %v", d, err)
+			}
+			days := d.Date.Sub(k.CreationDate).Hours() / 24
+			return []any{class(errShort), class(errLong), d.State, days > 29.9 && days < 30.1}
 		},
-		Want: []any{"Invalid", "Invalid", true},
+		Want: []any{"Invalid", "Invalid", "PendingDeletion", true},
 	}
 }
 
@@ -63,20 +66,24 @@ func rotation() Case {
 	}
 }
 
-func findKeysByTag() Case {
+func findKeys() Case {
 	return Case{
-		Reason: "FindKeysByTag finds the keys carrying a tag (once the key list shows them), and only those.",
+		Reason: "FindKeys finds the keys carrying every tag asked for (once the tagging API shows them), and only those.",
 		Run: func(t *testing.T, api kmsclient.API) any {
 			owner := "contract-" + time.Now().Format("150405.000000000")
-			k := create(t, api, kmsclient.CreateKeyInput{Tags: map[string]string{"owner": owner}})
-			create(t, api, kmsclient.CreateKeyInput{Tags: map[string]string{"owner": owner + "-not"}})
-			var found []string
+			k := create(t, api, kmsclient.CreateKeyInput{Tags: map[string]string{"owner": owner, "team": "a"}})
+			create(t, api, kmsclient.CreateKeyInput{Tags: map[string]string{"owner": owner, "team": "b"}})
+			create(t, api, kmsclient.CreateKeyInput{Tags: map[string]string{"owner": owner + "-not", "team": "a"}})
+			var found []kmsclient.TaggedKey
 			eventually(t, "the tagged key found", func() bool {
-				found, _ = api.FindKeysByTag(ctx, "owner", owner)
+				found, _ = api.FindKeys(ctx, map[string]string{"owner": owner, "team": "a"})
 				return len(found) > 0
 			})
-			return []any{len(found), len(found) == 1 && found[0] == k.ID}
+			if len(found) != 1 {
+				return found
+			}
+			return []any{found[0].ID == k.ID, found[0].ARN == k.ARN, found[0].Tags["owner"] == owner, found[0].Tags["team"]}
 		},
-		Want: []any{1, true},
+		Want: []any{true, true, true, "a"},
 	}
 }

@@ -96,7 +96,7 @@ func Cases() map[string]Case {
 		"Deletion":             deletion(),
 		"DeletionWindow":       deletionWindow(),
 		"Rotation":             rotation(),
-		"FindKeysByTag":        findKeysByTag(),
+		"FindKeys":             findKeys(),
 	}
 }
 

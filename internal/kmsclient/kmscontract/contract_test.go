@@ -27,7 +27,7 @@ func TestKMSServer(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "contract")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "contract")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	p, err := kmsclient.NewProvider(context.Background(), kmsclient.ProviderOptions{Region: "us-east-1", Endpoint: endpoint})
+	p, err := kmsclient.NewProvider(context.Background(), kmsclient.ProviderOptions{Region: "us-east-1", Endpoint: endpoint, TaggingEndpoint: endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}

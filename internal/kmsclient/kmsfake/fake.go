@@ -7,7 +7,6 @@ package kmsfake
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -31,7 +30,8 @@ var fakeOps = map[string]bool{
 	"GetKeyPolicy":         true,
 	"GetKeyRotationStatus": true,
 	"ListResourceTags":     true,
-	"ListKeys":             true,
+	"GetResources":         true,
+	"ListKeyRotations":     true,
 	"ListGrants":           true,
 	"CancelKeyDeletion":    true,
 	"RevokeGrant":          true,
@@ -71,14 +71,28 @@ type Fake struct {
 	aliases map[string]string   // alias name -> key id
 	calls   []string
 	inject  map[string][]injection
+	lag     lag
+}
+
+// lag is what the fake shows late or differently, as real KMS does for a
+// while after a change (the KMS server models the same with its consistency
+// switches; see hack/kmsserver). Set through the Fake's test hooks.
+type lag struct {
+	principalIDs map[string]string // ARN -> the unique id ListGrants shows instead
+	hidden       map[string]bool   // grant ids ListGrants does not show yet
+	linger       bool              // revoked grants stay listed
+	revoked      []kmsclient.Grant // revoked grants ListGrants still shows
+	replicas     map[string]bool   // key ids of multi-Region primaries that have replicas
+	untagged     map[string]bool   // key ids tag:GetResources does not show yet
 }
 
 type fakeKey struct {
 	kmsclient.Key
-	policy   string
-	tags     map[string]string
-	rotation kmsclient.Rotation
-	grants   []kmsclient.Grant
+	policy    string
+	tags      map[string]string
+	rotation  kmsclient.Rotation
+	rotations []kmsclient.KeyRotation
+	grants    []kmsclient.Grant
 }
 
 type injection struct {
@@ -161,6 +175,19 @@ func (f *Fake) Keys() []kmsclient.Key {
 	return keys
 }
 
+// Grants returns the grants on key id as they really are, without recording
+// a call or applying any lag: tests use it to assert that no grant leaked or
+// was lost.
+func (f *Fake) Grants(id string) []kmsclient.Grant {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k, ok := f.keys[id]
+	if !ok {
+		return nil
+	}
+	return slices.Clone(k.grants)
+}
+
 // call records op and serves it with apply, around the next injected failure.
 // The caller holds f.mu.
 func (f *Fake) call(op string, apply func() error) error {
@@ -189,7 +216,7 @@ func (f *Fake) withKey(op, keyID string, fn func(*fakeKey) error) error {
 		if err != nil {
 			return err
 		}
-		if k.State == kmsclient.StatePendingDeletion && !fakeOps[op] {
+		if kmsclient.PendingDeletion(k.State) && !fakeOps[op] {
 			return kmsError(op, "KMSInvalidStateException", k.ARN+" is pending deletion.")
 		}
 		return fn(k)
@@ -214,7 +241,18 @@ func (f *Fake) resolve(op, keyID string) (*fakeKey, error) {
 }
 
 func (f *Fake) arnPrefix() string {
-	return "arn:aws:kms:" + f.region + ":" + fakeAccount + ":"
+	return "arn:" + f.partition() + ":kms:" + f.region + ":" + fakeAccount + ":"
+}
+
+// partition is the partition of the fake's region, as in real ARNs.
+func (f *Fake) partition() string {
+	switch {
+	case strings.HasPrefix(f.region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(f.region, "us-gov-"):
+		return "aws-us-gov"
+	}
+	return "aws"
 }
 
 func kmsError(op, code, msg string) error {
@@ -279,29 +317,30 @@ func (f *Fake) ListTags(_ context.Context, keyID string) (map[string]string, err
 	return tags, err
 }
 
-func (f *Fake) FindKeysByTag(_ context.Context, key, value string) ([]string, error) {
+// FindKeys serves tag:GetResources, which lists keys pending deletion too.
+func (f *Fake) FindKeys(_ context.Context, tags map[string]string) ([]kmsclient.TaggedKey, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var ids []string
-	err := f.call("ListKeys", func() error {
+	var found []kmsclient.TaggedKey
+	err := f.call("GetResources", func() error {
 		for _, id := range f.order {
-			err := f.call("ListResourceTags", func() error { return nil })
-			if skippable(err) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if v, ok := f.keys[id].tags[key]; ok && v == value {
-				ids = append(ids, id)
+			k := f.keys[id]
+			if len(k.tags) > 0 && hasTags(k.tags, tags) && !f.lag.untagged[id] {
+				found = append(found, kmsclient.TaggedKey{ID: id, ARN: k.ARN, Tags: maps.Clone(k.tags)})
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
+	return found, err
+}
+
+func hasTags(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
+		}
 	}
-	return ids, nil
+	return true
 }
 
 func (f *Fake) CreateKey(_ context.Context, in kmsclient.CreateKeyInput) (*kmsclient.Key, error) {
@@ -315,7 +354,7 @@ func (f *Fake) CreateKey(_ context.Context, in kmsclient.CreateKeyInput) (*kmscl
 		}
 		policy := in.Policy
 		if policy == "" {
-			policy = defaultPolicy
+			policy = defaultPolicy(f.partition())
 		} else if !json.Valid([]byte(policy)) {
 			return kmsError(op, "MalformedPolicyDocumentException", "The policy is not valid JSON.")
 		}
@@ -356,8 +395,12 @@ func (f *Fake) CreateKey(_ context.Context, in kmsclient.CreateKeyInput) (*kmscl
 	return &key, nil
 }
 
-// defaultPolicy is the policy KMS gives a key created without one.
-const defaultPolicy = `{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + fakeAccount + `:root"},"Action":"kms:*","Resource":"*"}]}`
+// defaultPolicy is the policy KMS gives a key created without one, naming
+// the account root in the key's partition.
+func defaultPolicy(partition string) string {
+	return `{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:` +
+		partition + `:iam::` + fakeAccount + `:root"},"Action":"kms:*","Resource":"*"}]}`
+}
 
 func orDefault(s, def string) string {
 	if s == "" {
@@ -458,7 +501,26 @@ func (f *Fake) DisableRotation(_ context.Context, keyID string) error {
 
 func (f *Fake) RotateOnDemand(_ context.Context, keyID string) error {
 	const op = "RotateKeyOnDemand"
-	return f.withKey(op, keyID, func(k *fakeKey) error { return rotationReady(op, k) })
+	return f.withKey(op, keyID, func(k *fakeKey) error {
+		if err := rotationReady(op, k); err != nil {
+			return err
+		}
+		k.rotations = append(k.rotations, kmsclient.KeyRotation{Date: f.Now(), Type: "ON_DEMAND"})
+		return nil
+	})
+}
+
+func (f *Fake) ListKeyRotations(_ context.Context, keyID string) ([]kmsclient.KeyRotation, error) {
+	const op = "ListKeyRotations"
+	var rotations []kmsclient.KeyRotation
+	err := f.withKey(op, keyID, func(k *fakeKey) error {
+		if err := rotatable(op, k); err != nil {
+			return err
+		}
+		rotations = slices.Clone(k.rotations)
+		return nil
+	})
+	return rotations, err
 }
 
 func (f *Fake) PutKeyPolicy(_ context.Context, keyID, policy string, _ bool) error {
@@ -492,9 +554,9 @@ func (f *Fake) UntagKey(_ context.Context, keyID string, tagKeys []string) error
 	})
 }
 
-func (f *Fake) ScheduleDeletion(_ context.Context, keyID string, pendingWindowInDays int32) (time.Time, error) {
+func (f *Fake) ScheduleDeletion(_ context.Context, keyID string, pendingWindowInDays int32) (*kmsclient.Deletion, error) {
 	const op = "ScheduleKeyDeletion"
-	var date time.Time
+	var d *kmsclient.Deletion
 	err := f.withKey(op, keyID, func(k *fakeKey) error {
 		if pendingWindowInDays == 0 {
 			pendingWindowInDays = 30
@@ -502,12 +564,17 @@ func (f *Fake) ScheduleDeletion(_ context.Context, keyID string, pendingWindowIn
 		if pendingWindowInDays < 7 || pendingWindowInDays > 30 {
 			return kmsError(op, "ValidationException", "PendingWindowInDays must be between 7 and 30")
 		}
-		date = f.Now().AddDate(0, 0, int(pendingWindowInDays))
-		d := date
-		k.State, k.DeletionDate = kmsclient.StatePendingDeletion, &d
+		if f.lag.replicas[k.ID] {
+			k.State = kmsclient.StatePendingReplicaDeletion
+			d = &kmsclient.Deletion{State: k.State}
+			return nil
+		}
+		date := f.Now().AddDate(0, 0, int(pendingWindowInDays))
+		k.State, k.DeletionDate = kmsclient.StatePendingDeletion, &date
+		d = &kmsclient.Deletion{State: k.State, Date: &date}
 		return nil
 	})
-	return date, err
+	return d, err
 }
 
 func (f *Fake) CancelDeletion(_ context.Context, keyID string) error {
@@ -557,7 +624,7 @@ func (f *Fake) UpdateAlias(_ context.Context, name, keyID string) error {
 	const op = "UpdateAlias"
 	return f.withKey(op, keyID, func(k *fakeKey) error {
 		if _, ok := f.aliases[name]; !ok {
-			return kmsError(op, "NotFoundException", "kmsclient.Alias "+f.arnPrefix()+name+" is not found.")
+			return kmsError(op, "NotFoundException", "Alias "+f.arnPrefix()+name+" is not found.")
 		}
 		f.aliases[name] = k.ID
 		return nil
@@ -570,7 +637,7 @@ func (f *Fake) DeleteAlias(_ context.Context, name string) error {
 	defer f.mu.Unlock()
 	return f.call(op, func() error {
 		if _, ok := f.aliases[name]; !ok {
-			return kmsError(op, "NotFoundException", "kmsclient.Alias "+f.arnPrefix()+name+" is not found.")
+			return kmsError(op, "NotFoundException", "Alias "+f.arnPrefix()+name+" is not found.")
 		}
 		delete(f.aliases, name)
 		return nil
@@ -622,15 +689,92 @@ func sameGrant(a, b kmsclient.Grant) bool {
 func (f *Fake) ListGrants(_ context.Context, keyID string) ([]kmsclient.Grant, error) {
 	var grants []kmsclient.Grant
 	err := f.withKey("ListGrants", keyID, func(k *fakeKey) error {
-		for _, g := range k.grants {
+		for _, g := range append(slices.Clone(k.grants), f.lingering(k.ARN)...) {
+			if f.lag.hidden[g.GrantID] {
+				continue
+			}
 			g.Operations = slices.Clone(g.Operations)
 			g.EncryptionContextSubset = maps.Clone(g.EncryptionContextSubset)
 			g.EncryptionContextEquals = maps.Clone(g.EncryptionContextEquals)
+			g.GranteePrincipal = f.shownPrincipal(g.GranteePrincipal)
+			g.RetiringPrincipal = f.shownPrincipal(g.RetiringPrincipal)
 			grants = append(grants, g)
 		}
 		return nil
 	})
 	return grants, err
+}
+
+func (f *Fake) lingering(keyARN string) []kmsclient.Grant {
+	var out []kmsclient.Grant
+	for _, g := range f.lag.revoked {
+		if g.KeyID == keyARN {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func (f *Fake) shownPrincipal(p string) string {
+	if id, ok := f.lag.principalIDs[p]; ok {
+		return id
+	}
+	return p
+}
+
+// ShowPrincipalAs makes ListGrants show principal arn as id (AROA...), as KMS
+// does for a while after an IAM role is created.
+func (f *Fake) ShowPrincipalAs(arn, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lag.principalIDs == nil {
+		f.lag.principalIDs = map[string]string{}
+	}
+	f.lag.principalIDs[arn] = id
+}
+
+// HideGrant makes ListGrants leave out grant id, as KMS does for up to
+// minutes after CreateGrant; RevokeGrant and RetireGrant still find it.
+func (f *Fake) HideGrant(id string, hidden bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lag.hidden == nil {
+		f.lag.hidden = map[string]bool{}
+	}
+	f.lag.hidden[id] = hidden
+}
+
+// LingerRevoked makes ListGrants go on showing grants once revoked or
+// retired, as KMS does for a while, until it is called with false.
+func (f *Fake) LingerRevoked(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lag.linger = on
+	if !on {
+		f.lag.revoked = nil
+	}
+}
+
+// HideFromTagSearch makes tag:GetResources leave out key id, as the tagging
+// API does for a while after a key is created or tagged.
+func (f *Fake) HideFromTagSearch(id string, hidden bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lag.untagged == nil {
+		f.lag.untagged = map[string]bool{}
+	}
+	f.lag.untagged[id] = hidden
+}
+
+// SetHasReplicas makes key id a multi-Region primary with replicas:
+// ScheduleKeyDeletion then leaves it PendingReplicaDeletion with no date.
+func (f *Fake) SetHasReplicas(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lag.replicas == nil {
+		f.lag.replicas = map[string]bool{}
+	}
+	f.lag.replicas[id] = true
 }
 
 func (f *Fake) RevokeGrant(_ context.Context, keyID, grantID string) error {
@@ -646,6 +790,9 @@ func (f *Fake) removeGrant(op, keyID, grantID string) error {
 		i := slices.IndexFunc(k.grants, func(g kmsclient.Grant) bool { return g.GrantID == grantID })
 		if i < 0 {
 			return kmsError(op, "NotFoundException", "Grant ID "+grantID+" not found")
+		}
+		if f.lag.linger {
+			f.lag.revoked = append(f.lag.revoked, k.grants[i])
 		}
 		k.grants = slices.Delete(k.grants, i, i+1)
 		return nil
@@ -678,13 +825,6 @@ func (p *FakeProvider) Fake(region string) *Fake {
 		p.fakes[region] = f
 	}
 	return f
-}
-
-// skippable: a key whose tags cannot be read (gone since ListKeys, or a policy
-// that shuts the caller out) is passed over by a tag scan, as in kmsclient.
-func skippable(err error) bool {
-	var e *kmsclient.Error
-	return errors.As(err, &e) && (e.Class == kmsclient.NotFound || e.Code == "AccessDeniedException")
 }
 
 // nilIfEmpty makes "no constraint" one value, as kmsclient's ListGrants does.

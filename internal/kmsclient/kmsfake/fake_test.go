@@ -61,29 +61,15 @@ func TestFake(t *testing.T) {
 			want: []any{"MalformedPolicy", true, "", `{"a":2}`, 2},
 		},
 		"LostResponse": {
-			reason: "LoseResponse creates the key yet returns the error: the tag lets FindKeysByTag recover it instead of creating a duplicate.",
+			reason: "LoseResponse creates the key yet returns the error: its tags let FindKeys recover it instead of creating a duplicate.",
 			run: func(t *testing.T, f *kmsfake.Fake) any {
 				f.LoseResponse("CreateKey", transient, 1)
 				key, err := f.CreateKey(ctx, kmsclient.CreateKeyInput{Tags: map[string]string{"owner": "uid-1"}})
 				mustCreate(t, f, kmsclient.CreateKeyInput{Tags: map[string]string{"owner": "uid-2"}})
-				found, errFind := f.FindKeysByTag(ctx, "owner", "uid-1")
-				return []any{key, class(err), len(f.Keys()), found, class(errFind), f.Calls()}
+				found, errFind := f.FindKeys(ctx, map[string]string{"owner": "uid-1"})
+				return []any{key, class(err), len(f.Keys()), len(found), found[0].ID, class(errFind), f.Calls()}
 			},
-			want: []any{(*kmsclient.Key)(nil), "Transient", 2, []string{id1}, "",
-				[]string{"CreateKey", "CreateKey", "ListKeys", "ListResourceTags", "ListResourceTags"}},
-		},
-		"FindKeysByTagSkipsUnreadableKeys": {
-			reason: "Keys whose tags are NotFound or AccessDenied are skipped; other errors fail the search.",
-			run: func(t *testing.T, f *kmsfake.Fake) any {
-				mustCreate(t, f, kmsclient.CreateKeyInput{Tags: map[string]string{"owner": "u"}})
-				mustCreate(t, f, kmsclient.CreateKeyInput{Tags: map[string]string{"owner": "u"}})
-				f.Fail("ListResourceTags", kmsclient.NewError("ListResourceTags", kmsclient.Invalid, "AccessDeniedException", "denied"), 1)
-				skipped, err1 := f.FindKeysByTag(ctx, "owner", "u")
-				f.Fail("ListResourceTags", kmsclient.NewError("ListResourceTags", kmsclient.Throttled, "ThrottlingException", "slow down"), 1)
-				_, err2 := f.FindKeysByTag(ctx, "owner", "u")
-				return []any{skipped, class(err1), class(err2)}
-			},
-			want: []any{[]string{id2}, "", "Throttled"},
+			want: []any{(*kmsclient.Key)(nil), "Transient", 2, 1, id1, "", []string{"CreateKey", "CreateKey", "GetResources"}},
 		},
 	}
 	for name, tc := range cases {
