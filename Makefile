@@ -89,7 +89,7 @@ test-e2e: build local-up ## End-to-end suite against the local platform (starts 
 .PHONY: test-cluster
 test-cluster: image $(K8S_BINS) $(NODE_BINS) $(KMS_SERVER) $(HELM) manifests ## The Helm chart and config/default in Pods on the local node (root; starts the node).
 	$(LOCAL_PLATFORM) NODE=1 hack/local-up.sh
-	source $(LOCAL_DIR)/env && HELM=$(HELM) IMG=$(IMG) KMS_SERVER_IMG=$(KMS_SERVER_IMG) \
+	source $(LOCAL_DIR)/env && HELM=$(HELM) IMG=$(IMG) KMS_SERVER_IMG=$(KMS_SERVER_IMG) LOCAL_DIR=$(LOCAL_DIR) \
 		go test -count=1 -tags cluster -timeout 30m -v ./test/cluster/ -run "$(CLUSTER_RUN)"
 
 # The benchmark gets a platform of its own (other ports, .bench/), purged

@@ -20,7 +20,9 @@ log() { printf 'node-down: %s\n' "$*"; }
 
 NODE_DIR="$LOCAL_DIR/node"
 if [[ ! -f "$NODE_DIR/node.env" ]]; then
-  exit 0 # never started here
+  # Never started here, or stopped already.
+  [[ "$PURGE" != 1 || ! -d "$NODE_DIR" ]] || { rm -rf "$NODE_DIR"; log "purged $NODE_DIR"; }
+  exit 0
 fi
 NODE_DIR="$(cd "$NODE_DIR" && pwd)"
 ((EUID == 0)) || { log "ERROR: the node runs as root; stop it as root" >&2; exit 1; }
