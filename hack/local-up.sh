@@ -364,7 +364,7 @@ apiserver_args() {
       --bind-address=0.0.0.0
       --advertise-address="$NODE_IP"
       --endpoint-reconciler-type=lease
-      --authorization-mode=Node,RBAC
+      "--authorization-mode=Node,RBAC"
       --enable-admission-plugins=NodeRestriction
       --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt"
       --kubelet-client-key="$PKI/apiserver-kubelet-client.key"

@@ -108,7 +108,7 @@ for l in $(ip -o link show master "$POD_BRIDGE" 2>/dev/null | awk -F': ' '{ prin
   ip link delete "$l" 2>/dev/null || true
 done
 for l in "$POD_BRIDGE" "$NODE_IFACE"; do
-  ip link delete "$l" 2>/dev/null && log "deleted interface $l" || true
+  if ip link delete "$l" 2>/dev/null; then log "deleted interface $l"; fi
 done
 
 # iptables: kube-proxy's and kubelet's KUBE-* chains, the CNI plugins' CNI-*
@@ -139,7 +139,7 @@ clean_iptables ip6tables-save ip6tables-restore
 # cgroups: the kubepods trees, deepest first, in every hierarchy.
 n=0
 while read -r d; do
-  rmdir "$d" 2>/dev/null && n=$((n + 1)) || log "WARNING: cannot remove cgroup $d"
+  if rmdir "$d" 2>/dev/null; then n=$((n + 1)); else log "WARNING: cannot remove cgroup $d"; fi
 done < <(find /sys/fs/cgroup -type d -path '*/kubepods*' 2>/dev/null | awk '{ print length($0) "\t" $0 }' | sort -rn | cut -f2-)
 ((n == 0)) || log "removed $n cgroup(s)"
 

@@ -25,6 +25,7 @@
 #   IMAGES_DIR            image tarballs to import           (default <repo>/bin/images)
 #   NODE_INSTALL_PACKAGES 0: fail instead of apt-get installing what is missing
 
+: "${NODE_IP:?is set by local-up.sh}"
 NODE_NAME="${NODE_NAME:-kms-node}"
 NODE_IFACE="${NODE_IFACE:-kmsnode0}"
 POD_CIDR="${POD_CIDR:-10.244.0.0/24}"
@@ -141,8 +142,10 @@ node_certs() {
   [[ -s "$PKI/apiserver-kubelet-client.crt" ]] ||
     leaf apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
   [[ -s "$PKI/kubelet.crt" ]] || leaf kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
-  [[ -s "$PKI/kubelet-serving.crt" ]] && openssl x509 -in "$PKI/kubelet-serving.crt" -noout -checkip "$NODE_IP" | grep -q 'does match' ||
+  if ! { [[ -s "$PKI/kubelet-serving.crt" ]] &&
+    openssl x509 -in "$PKI/kubelet-serving.crt" -noout -checkip "$NODE_IP" | grep -q 'does match'; }; then
     leaf kubelet-serving "/CN=$NODE_NAME" serverAuth "IP:$NODE_IP,DNS:$NODE_NAME"
+  fi
   [[ -s "$PKI/kube-proxy.crt" ]] || leaf kube-proxy "/CN=system:kube-proxy" clientAuth
   [[ -s "$PKI/kube-scheduler.crt" ]] || leaf kube-scheduler "/CN=system:kube-scheduler" clientAuth
 }
