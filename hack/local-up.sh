@@ -446,7 +446,10 @@ if [[ "$NODE" == 1 ]]; then
 fi
 
 gen_certs
-[[ "$NODE" != 1 ]] || node_certs
+if [[ "$NODE" == 1 ]]; then
+  node_certs
+  node_network_up
+fi
 write_kubeconfig "$KUBECONFIG_FILE" kubernetes-admin "$PKI/admin.crt" "$PKI/admin.key"
 write_kubeconfig "$KCM_KUBECONFIG" system:kube-controller-manager "$PKI/controller-manager.crt" "$PKI/controller-manager.key"
 

@@ -73,11 +73,12 @@ node_packages() {
   [[ "$NODE_INSTALL_PACKAGES" == 1 ]] || die "missing Debian packages: ${missing[*]} (apt-get install ${missing[*]})"
   command -v apt-get >/dev/null || die "missing packages ${missing[*]}, and no apt-get to install them"
   log "installing ${missing[*]} with apt-get"
+  local out
   export DEBIAN_FRONTEND=noninteractive
-  timeout 300 apt-get -qq -o DPkg::Lock::Timeout=120 update >/dev/null ||
-    die "apt-get update failed (or took over 300s)"
-  timeout 600 apt-get -qq -o DPkg::Lock::Timeout=120 install -y --no-install-recommends "${missing[@]}" >/dev/null ||
-    die "apt-get install ${missing[*]} failed (or took over 600s)"
+  out="$(timeout 300 apt-get -qq -o DPkg::Lock::Timeout=120 update 2>&1)" ||
+    die "apt-get update failed (or took over 300s): $out"
+  out="$(timeout 600 apt-get -qq -o DPkg::Lock::Timeout=120 install -y --no-install-recommends "${missing[@]}" 2>&1)" ||
+    die "apt-get install ${missing[*]} failed (or took over 600s): $out"
 }
 
 # One node per machine: kubelet's state (/var/lib/kubelet, the kubepods
@@ -178,6 +179,13 @@ node_network() {
   iptables -w 5 -A KMS-NODE-GUARD -i "$POD_BRIDGE" -j REJECT
   iptables -w 5 -A KMS-NODE-GUARD -o "$POD_BRIDGE" -j REJECT
   iptables -w 5 -C FORWARD -j KMS-NODE-GUARD 2>/dev/null || iptables -w 5 -I FORWARD 1 -j KMS-NODE-GUARD
+  # The API server listens on every address for the Pods: only they and this
+  # machine may connect.
+  iptables -w 5 -N KMS-NODE-INPUT 2>/dev/null || iptables -w 5 -F KMS-NODE-INPUT
+  iptables -w 5 -A KMS-NODE-INPUT -i lo -j RETURN
+  iptables -w 5 -A KMS-NODE-INPUT -i "$POD_BRIDGE" -j RETURN
+  iptables -w 5 -A KMS-NODE-INPUT -p tcp --dport "$APISERVER_PORT" -j REJECT
+  iptables -w 5 -C INPUT -j KMS-NODE-INPUT 2>/dev/null || iptables -w 5 -I INPUT 1 -j KMS-NODE-INPUT
 
   mkdir -p "$NODE_DIR/cni/net.d"
   cat >"$NODE_DIR/cni/net.d/10-kms-node.conflist" <<EOF
@@ -372,8 +380,11 @@ scheduler_start() {
 NODE_MACHINE_DIRS=(/var/lib/kubelet /var/log/pods /var/log/containers /var/lib/cni /run/containerd /run/netns
   /opt/containerd /etc/kubernetes /run/kubernetes /usr/libexec/kubernetes)
 
-node_up() {
-  local t=$EPOCHREALTIME deadline d
+# node_network_up: the node's address and network rules, before the API
+# server starts listening for the Pods.
+node_network_up() {
+  local d
+  mkdir -p "$NODE_DIR"
   if [[ ! -f "$NODE_DIR/created" ]]; then
     for d in "${NODE_MACHINE_DIRS[@]}"; do [[ -e "$d" ]] || echo "$d"; done >"$NODE_DIR/created"
   fi
@@ -387,6 +398,11 @@ POD_BRIDGE=$POD_BRIDGE
 CONTAINERD_SOCK=$CONTAINERD_SOCK
 EOF
   node_network
+}
+
+# node_up: the node's processes, once the control plane runs.
+node_up() {
+  local t=$EPOCHREALTIME deadline
   ensure containerd "" containerd_healthy containerd_start containerd_args
   node_images
   ensure kubelet "$KUBELET_HEALTHZ_PORT" kubelet_healthy kubelet_start kubelet_args

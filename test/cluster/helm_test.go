@@ -47,10 +47,12 @@ func TestHelm(t *testing.T) {
 	createNamespaces(t, nsA, nsB)
 	installed := false
 	t.Cleanup(func() {
+		start := time.Now()
 		if installed {
 			_ = helmCmd(t, "uninstall", release, "-n", ns, "--wait", "--timeout", "60s").Run()
 		}
 		deleteNamespaces(ctx, nsA, nsB, ns)
+		record("helm: clean-up (namespaces with 1,000 Keys)", time.Since(start))
 	})
 
 	var (

@@ -322,6 +322,10 @@ func createNamespaces(t *testing.T, names ...string) {
 func deleteNamespaces(ctx context.Context, names ...string) {
 	for _, n := range names {
 		dropFinalizers(ctx, n)
+		// One call each, rather than the namespace controller's one per object.
+		for _, o := range []client.Object{&kmsv1alpha1.Key{}, &kmsv1alpha1.Alias{}, &kmsv1alpha1.Grant{}} {
+			_ = k8s.DeleteAllOf(ctx, o, client.InNamespace(n))
+		}
 		_ = k8s.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}})
 	}
 	deadline := time.Now().Add(timeout)
