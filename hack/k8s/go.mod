@@ -1,7 +1,8 @@
 module github.com/kmsoperator/kms-operator/hack/k8s
 
 // Builds kube-apiserver, kube-controller-manager and etcd from source for the
-// local platform and envtest. Kept apart from the operator module so that
+// local platform and envtest, and kubelet, kube-proxy and kube-scheduler for
+// its node (make local-up NODE=1). Kept apart from the operator module so that
 // k8s.io/kubernetes and its staging pins never reach the operator go.mod.
 
 go 1.26.0
