@@ -5,7 +5,9 @@
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 
-IMG ?= kms-operator:latest
+# The operator image: `make image` tags its tarball so, `make docker-build`
+# its Docker image, `make deploy` installs it.
+IMG ?= kms-operator:dev
 LOCALBIN := $(CURDIR)/bin
 LOCAL_DIR ?= $(CURDIR)/.local
 export GOFLAGS ?= -buildvcs=false
@@ -20,6 +22,8 @@ GOLANGCI_LINT := $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM_VERSION ?= v3.22.0
 HELM := $(LOCALBIN)/helm-$(HELM_VERSION)
 K8S_BINS := $(LOCALBIN)/kube-apiserver $(LOCALBIN)/kube-controller-manager $(LOCALBIN)/etcd
+NODE_BINS := $(LOCALBIN)/kubelet $(LOCALBIN)/kube-proxy $(LOCALBIN)/kube-scheduler
+K8S_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(KUBERNETES_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36
 KMS_SERVER := $(LOCALBIN)/kms-server
 MANAGER := $(LOCALBIN)/manager
 
@@ -49,12 +53,15 @@ fmt: ## gofmt the code.
 .PHONY: vet
 vet: ## go vet every module.
 	go vet ./...
+	go vet -tags cluster ./test/cluster/
 	go -C hack/kmsserver vet ./...
+	go -C hack/image vet ./...
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) $(HELM) ## Run golangci-lint (config: .golangci.yml) and helm lint.
 	$(GOLANGCI_LINT) run ./...
 	cd hack/kmsserver && $(GOLANGCI_LINT) run ./...
+	cd hack/image && $(GOLANGCI_LINT) run ./...
 	$(HELM) lint --strict charts/kms-operator
 
 .PHONY: verify
@@ -66,7 +73,7 @@ verify: generate manifests ## Fail if generated code or manifests are stale, or 
 ##@ Test
 
 .PHONY: test
-test: test-unit test-e2e ## Run every test: unit, envtest integration and e2e on the local platform.
+test: test-unit test-e2e test-cluster ## Run every test: unit, envtest integration, e2e on the local platform, and the install on its node.
 
 .PHONY: test-unit
 test-unit: $(K8S_BINS) $(HELM) $(KMS_SERVER) ## Unit and envtest tests (envtest uses ./bin's kube-apiserver and etcd; test/install uses helm; the KMS contract suite runs against bin/kms-server too).
@@ -77,6 +84,16 @@ test-unit: $(K8S_BINS) $(HELM) $(KMS_SERVER) ## Unit and envtest tests (envtest 
 test-e2e: build local-up ## End-to-end suite against the local platform (starts it if needed).
 	source $(LOCAL_DIR)/env && OPERATOR_BIN=$(MANAGER) LOCAL_DIR=$(LOCAL_DIR) \
 		go test -count=1 -tags e2e -timeout 20m ./test/e2e/ -run "$(E2E_RUN)"
+
+# The chart and config/default installed on the local platform's node, with
+# the images of `make image`: needs root (the node is containerd, kubelet,
+# kube-proxy and kube-scheduler on this machine). It brings the node up itself
+# (a prerequisite local-up has already run without NODE=1 in `make test`).
+.PHONY: test-cluster
+test-cluster: image $(K8S_BINS) $(NODE_BINS) $(KMS_SERVER) $(HELM) manifests ## The Helm chart and config/default in Pods on the local node (root; starts the node).
+	$(LOCAL_PLATFORM) NODE=1 hack/local-up.sh
+	source $(LOCAL_DIR)/env && HELM=$(HELM) IMG=$(IMG) KMS_SERVER_IMG=$(KMS_SERVER_IMG) LOCAL_DIR=$(LOCAL_DIR) \
+		go test -count=1 -tags cluster -timeout 30m -v ./test/cluster/ -run "$(CLUSTER_RUN)"
 
 # The benchmark gets a platform of its own (other ports, .bench/), purged
 # afterwards: ten thousand keys should not linger in the development one.
@@ -89,7 +106,8 @@ KIND_VERSION ?= v0.33.0
 .PHONY: test-e2e-kind
 test-e2e-kind: build ## The e2e suite against a kind cluster (needs Docker; creates and deletes the cluster).
 	@test -x $(LOCALBIN)/kind || GOBIN=$(LOCALBIN) go install sigs.k8s.io/kind@$(KIND_VERSION)
-	hack/kind-e2e.sh
+	$(MAKE) image IMG=kms-operator:e2e KMS_SERVER_IMG=kms-server:e2e
+	IMAGES_DIR=$(IMAGES_DIR) hack/kind-e2e.sh
 
 .PHONY: bench
 bench: build $(K8S_BINS) manifests ## Benchmarks on a platform of their own; prints a table (BENCH_ARGS="-sets 100 -keys 1000 ..." to choose).
@@ -113,31 +131,88 @@ run: local-up ## Run the operator from source against the local platform.
 	source $(LOCAL_DIR)/env && go run . --metrics-bind-address=:18080 --health-probe-bind-address=:18081 --allow-adoption
 
 .PHONY: docker-build
-docker-build: ## Build the container image (needs a Docker engine).
+docker-build: ## Build the container image with Docker (`make image` needs none).
 	docker build -t $(IMG) .
+
+##@ Images (no Docker needed)
+
+# Tarballs that both `docker load` and `ctr -n k8s.io images import` accept,
+# built by hack/image from the static binaries: distroless-like, user 65532,
+# fixed timestamps (an unchanged binary gives the same image id).
+IMAGES_DIR := $(LOCALBIN)/images
+IMAGE_TOOL := $(LOCALBIN)/image
+PAUSE := $(LOCALBIN)/pause
+IMAGE_SOURCES := $(shell find hack/image -type f)
+KMS_SERVER_IMG ?= kms-server:dev
+PAUSE_IMG ?= kms-node-pause:dev
+# org.opencontainers.image.version: the chart's appVersion.
+VERSION ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/kms-operator/Chart.yaml)
+CA_BUNDLE := /etc/ssl/certs/ca-certificates.crt
+IMAGES := $(IMAGES_DIR)/kms-operator.tar $(IMAGES_DIR)/kms-server.tar $(IMAGES_DIR)/pause.tar
+
+.PHONY: image
+image: $(IMAGES) ## Build bin/images/{kms-operator,kms-server,pause}.tar (tags IMG, KMS_SERVER_IMG, PAUSE_IMG).
+
+$(IMAGE_TOOL) $(PAUSE) &: $(IMAGE_SOURCES)
+	@mkdir -p $(LOCALBIN)
+	cd hack/image && CGO_ENABLED=0 go build -trimpath -o $(IMAGE_TOOL) . && \
+		CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(PAUSE) ./pause
+
+# An image's tag and version, rewritten only when they change: a tarball is
+# rebuilt for a new tag, and left alone otherwise.
+$(IMAGES_DIR)/%.args: FORCE
+	@mkdir -p $(@D)
+	@echo "$(IMAGE_ARGS)" | cmp -s - $@ || echo "$(IMAGE_ARGS)" >$@
+
+$(IMAGES_DIR)/kms-operator.args: IMAGE_ARGS = -tag $(IMG) -version $(VERSION)
+$(IMAGES_DIR)/kms-server.args: IMAGE_ARGS = -tag $(KMS_SERVER_IMG) -version $(VERSION) -arg=--in-cluster -arg=--listen=0.0.0.0:14599 -arg=--data-dir=/tmp/kms
+$(IMAGES_DIR)/pause.args: IMAGE_ARGS = -tag $(PAUSE_IMG) -version $(VERSION)
+
+$(IMAGES_DIR)/kms-operator.tar: $(MANAGER)
+$(IMAGES_DIR)/kms-server.tar: $(KMS_SERVER)
+$(IMAGES_DIR)/pause.tar: $(PAUSE)
+$(IMAGES): $(IMAGES_DIR)/%.tar: $(IMAGES_DIR)/%.args $(IMAGE_TOOL) $(CA_BUNDLE)
+	$(IMAGE_TOOL) -binary $(filter-out $(IMAGE_TOOL) $(CA_BUNDLE) %.args,$^) -ca-bundle $(CA_BUNDLE) $$(cat $<) -out $@
+
+# The image's CA bundle, for HTTPS to AWS, is the build machine's.
+$(CA_BUNDLE):
+	apt-get install -y --no-install-recommends ca-certificates
+
+.PHONY: FORCE
+FORCE:
 
 ##@ Local platform
 
-# The Kubernetes binaries come from one `go build` in the hack/k8s module;
-# they are rebuilt only when its go.mod/go.sum change.
+# The Kubernetes binaries come from `go build` in the hack/k8s module; they are
+# rebuilt only when its go.mod/go.sum change. The node's (kubelet, kube-proxy,
+# kube-scheduler) are built only for a node.
 .PHONY: k8s-bins
-k8s-bins: $(K8S_BINS) ## Build kube-apiserver, kube-controller-manager and etcd from source.
+k8s-bins: $(K8S_BINS) $(NODE_BINS) ## Build kube-apiserver, kube-controller-manager, etcd, kubelet, kube-proxy and kube-scheduler from source.
 
 $(K8S_BINS) &: hack/k8s/go.mod hack/k8s/go.sum
 	@mkdir -p $(LOCALBIN)
-	cd hack/k8s && CGO_ENABLED=0 go build -trimpath \
-		-ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$(KUBERNETES_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36" \
+	cd hack/k8s && CGO_ENABLED=0 go build -trimpath -ldflags "$(K8S_LDFLAGS)" \
 		-o $(LOCALBIN)/ k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
 	cd hack/k8s && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(LOCALBIN)/etcd go.etcd.io/etcd/server/v3
 	@touch $(K8S_BINS)
 
+$(NODE_BINS) &: hack/k8s/go.mod hack/k8s/go.sum
+	@mkdir -p $(LOCALBIN)
+	cd hack/k8s && CGO_ENABLED=0 go build -trimpath -ldflags "$(K8S_LDFLAGS)" \
+		-o $(LOCALBIN)/ k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kube-scheduler
+	@touch $(NODE_BINS)
+
+# NODE=1 adds a node (root): see the README's "A real node".
+NODE ?=
+LOCAL_PLATFORM := LOCAL_DIR=$(LOCAL_DIR) BIN_DIR=$(LOCALBIN) IMAGES_DIR=$(IMAGES_DIR)
+
 .PHONY: local-up
-local-up: $(K8S_BINS) $(KMS_SERVER) manifests ## Start etcd, kube-apiserver, controller-manager and the KMS server; write .local/env.
-	LOCAL_DIR=$(LOCAL_DIR) BIN_DIR=$(LOCALBIN) hack/local-up.sh
+local-up: $(K8S_BINS) $(KMS_SERVER) manifests $(if $(filter 1,$(NODE)),$(NODE_BINS) image) ## Start etcd, kube-apiserver, controller-manager and the KMS server; NODE=1 adds a node (root); write .local/env.
+	$(LOCAL_PLATFORM) NODE=$(NODE) hack/local-up.sh
 
 .PHONY: local-down
-local-down: ## Stop the local platform.
-	LOCAL_DIR=$(LOCAL_DIR) BIN_DIR=$(LOCALBIN) hack/local-down.sh
+local-down: ## Stop the local platform, and its node: no container, mount, interface, iptables chain, cgroup or netns left.
+	$(LOCAL_PLATFORM) hack/local-down.sh
 
 .PHONY: demo
 demo: build local-up ## The whole thing locally: platform, operator, samples; Ctrl-C to stop (DEMO_EXIT=1 exits once Ready).

@@ -2,8 +2,9 @@
 # make test-e2e-kind: the e2e suite against a kind cluster, on a machine with
 # Docker (it cannot run where there is no Docker engine, such as this
 # project's CI, which runs the same suite on the local platform instead).
-#  1. creates a kind cluster, builds the operator and KMS server images and
-#     loads them;
+#  1. creates a kind cluster and loads the operator and KMS server images
+#     from the tarballs `make image` wrote (make test-e2e-kind builds them
+#     tagged kms-operator:e2e and kms-server:e2e first; no docker build);
 #  2. runs the KMS server in the cluster, deploys the operator with
 #     config/default (test/e2e/kind overlay), applies config/samples and waits
 #     for Ready: the image and the install really work;
@@ -14,6 +15,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 KIND="${KIND:-$REPO/bin/kind}"
+IMAGES_DIR="${IMAGES_DIR:-$REPO/bin/images}"
 CLUSTER="${KIND_CLUSTER:-kms-operator-e2e}"
 DIR="$REPO/.kind"
 mkdir -p "$DIR/logs"
@@ -25,10 +27,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+for image in kms-operator kms-server; do
+	tar -xOf "$IMAGES_DIR/$image.tar" manifest.json | grep -q "\"$image:e2e\"" ||
+		{ echo "kind-e2e: $IMAGES_DIR/$image.tar is not tagged $image:e2e: run make test-e2e-kind" >&2; exit 1; }
+done
 "$KIND" create cluster --name "$CLUSTER" --wait 120s
-docker build -t kms-operator:e2e .
-docker build -t kms-server:e2e hack/kmsserver
-"$KIND" load docker-image --name "$CLUSTER" kms-operator:e2e kms-server:e2e
+"$KIND" load image-archive --name "$CLUSTER" "$IMAGES_DIR/kms-operator.tar"
+"$KIND" load image-archive --name "$CLUSTER" "$IMAGES_DIR/kms-server.tar"
 
 kubectl apply -f test/e2e/kind/kms-server.yaml
 kubectl -n kms-e2e rollout status deploy/kms-server --timeout=120s

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Stop the local control plane started by hack/local-up.sh, in reverse order
-# (kms-server, kube-controller-manager, kube-apiserver, etcd): SIGTERM, wait up
-# to 10 s, then SIGKILL.
+# (the node if any, kms-server, kube-controller-manager, kube-apiserver, etcd):
+# SIGTERM, wait up to 10 s, then SIGKILL.
 #
 # Usage: hack/local-down.sh [--purge]
-#   --purge (or PURGE=1): also delete the etcd and kms data dirs, so the next
-#   local-up starts from an empty cluster and an empty KMS. Certificates are kept.
+#   --purge (or PURGE=1): also delete the etcd and kms data dirs (and the
+#   node's images and state), so the next local-up starts from an empty
+#   cluster and an empty KMS. Certificates are kept.
 # Environment: LOCAL_DIR (default <repo>/.local).
 set -euo pipefail
 
@@ -16,7 +17,7 @@ PURGE="${PURGE:-0}"
 for arg in "$@"; do
   case "$arg" in
     --purge) PURGE=1 ;;
-    -h | --help) sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "local-down: unknown argument: $arg (usage: hack/local-down.sh [--purge])" >&2; exit 2 ;;
   esac
 done
@@ -29,6 +30,9 @@ if [[ ! -d "$LOCAL_DIR" ]]; then
 fi
 LOCAL_DIR="$(cd "$LOCAL_DIR" && pwd)"
 PIDS="$LOCAL_DIR/pids"
+
+# The node first (make local-up NODE=1; nothing to do if it never ran).
+LOCAL_DIR="$LOCAL_DIR" PURGE="$PURGE" "$REPO/hack/node-down.sh"
 COMPONENTS=(kms-server kube-controller-manager kube-apiserver etcd)
 
 # argv[0] basename of a live pid, empty if gone.

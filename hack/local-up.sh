@@ -3,6 +3,9 @@
 # all bound to 127.0.0.1:
 #   etcd -> kube-apiserver -> kube-controller-manager, plus kms-server (a local
 #   AWS KMS API).
+# With NODE=1 it adds a node (hack/node-up.sh: containerd, kubelet, kube-proxy,
+# kube-scheduler; needs root) and the API server then also listens on the
+# node's address, where Pods reach it.
 # State lives under $LOCAL_DIR (default: <repo>/.local). Safe to run twice: a
 # component whose recorded pid is alive and healthy is left alone.
 #
@@ -23,6 +26,8 @@
 #                     (default true: realistic lags of a few seconds)
 #   KUBECTL           kubectl binary                  (default: kubectl on PATH)
 #   START_TIMEOUT     seconds to wait per component   (default 60)
+#   NODE              1: add the node (see hack/node-up.sh for its settings)
+#   NODE_IP           the node's address              (default 198.51.100.10)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,6 +42,10 @@ KMS_ACCOUNT_ID="${KMS_ACCOUNT_ID:-}"
 KMS_REALISTIC="${KMS_REALISTIC:-true}"
 KUBECTL="${KUBECTL:-kubectl}"
 START_TIMEOUT="${START_TIMEOUT:-60}"
+NODE="${NODE:-0}"
+# A TEST-NET-2 address on an interface of the node's own: never routed
+# anywhere, and not the loopback address kubelet refuses.
+NODE_IP="${NODE_IP:-198.51.100.10}"
 
 mkdir -p "$LOCAL_DIR"
 LOCAL_DIR="$(cd "$LOCAL_DIR" && pwd)"
@@ -112,8 +121,9 @@ fail_component() {
   die "$name: $msg (log: $LOGS/$name.log)"
 }
 
-# launch NAME ARGS...: start $BIN_DIR/NAME in its own session, detached from
-# this shell's terminal, stdout+stderr appended to logs/NAME.log.
+# launch NAME ARGS...: start $BIN_DIR/NAME (else NAME on PATH) in its own
+# session, detached from this shell's terminal, stdout+stderr appended to
+# logs/NAME.log; the arguments are recorded in pids/NAME.args.
 launch() {
   local name=$1; shift
   {
@@ -126,11 +136,15 @@ launch() {
   for v in $(compgen -e); do
     if [[ "$v" == ETCD_* ]]; then unset_env+=(-u "$v"); fi
   done
+  # Ours from BIN_DIR; the node's containerd from the system.
+  local exe="$BIN_DIR/$name"
+  [[ -x "$exe" ]] || exe="$(command -v "$name")"
   # A non-interactive shell's background job is not a process-group leader, so
   # setsid execs in place and $! is the server's pid.
-  setsid env "${unset_env[@]}" "$BIN_DIR/$name" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  setsid env "${unset_env[@]}" "$exe" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
   local pid=$! i
   echo "$pid" >"$(pidfile "$name")"
+  printf '%q ' "$@" >"$PIDS/$name.args"
   # Let the fork -> setsid -> env -> server exec chain finish, so that the
   # pid-reuse check in running_pid sees the server's own command line.
   for ((i = 0; i < 50; i++)); do
@@ -152,13 +166,31 @@ wait_healthy() {
   done
 }
 
-# ensure NAME PORT CHECK_FN START_FN: skip if running and healthy, restart if
-# running but unhealthy, otherwise start and wait.
+# args_changed NAME: whether NAME runs with other arguments than ARGS. One
+# started before arguments were recorded is taken as started with the
+# defaults, which differ only in node mode.
+args_changed() {
+  local file="$PIDS/$1.args"
+  if [[ -f "$file" ]]; then
+    [[ "$(<"$file")" != "$(printf '%q ' "${ARGS[@]}")" ]]
+  else
+    node_mode
+  fi
+}
+
+# ensure NAME PORT CHECK_FN START_FN [ARGS_FN]: skip if running and healthy,
+# restart if running but unhealthy, otherwise start and wait. ARGS_FN sets
+# ARGS, the arguments START_FN launches with: a process running with others
+# is restarted.
 ensure() {
-  local name=$1 port=$2 check=$3 start=$4 pid t
+  local name=$1 port=$2 check=$3 start=$4 args_fn=${5:-} pid t
+  [[ -z "$args_fn" ]] || "$args_fn"
   if pid="$(running_pid "$name")" && [[ "$BIN_DIR/$name" -nt "$(pidfile "$name")" ]]; then
     # A rebuilt binary must be the one running, or a test sees stale code.
     log "$name binary is newer than the running process - restarting"
+    stop_pid "$pid"
+  elif pid="$(running_pid "$name")" && [[ -n "$args_fn" ]] && args_changed "$name"; then
+    log "$name runs with other flags - restarting"
     stop_pid "$pid"
   elif pid="$(running_pid "$name")"; then
     if "$check"; then
@@ -184,57 +216,74 @@ ensure() {
 
 # ---------------------------------------------------------------- certificates
 
+# openssl_q ARGS...: openssl, quiet unless it fails.
+openssl_q() {
+  local err
+  if ! err="$(openssl "$@" 2>&1 >/dev/null)"; then
+    printf 'openssl %s failed:\n%s\n' "$*" "$err" >&2
+    return 1
+  fi
+}
+
+# leaf NAME SUBJECT EXTENDED_KEY_USAGE [SAN]: $PKI/NAME.{key,crt}, signed by
+# the local CA.
+leaf() {
+  local n=$1 subj=$2 eku=$3 san=${4:-}
+  (
+    cd "$PKI"
+    umask 077
+    openssl_q ecparam -name prime256v1 -genkey -noout -out "$n.key"
+    openssl_q req -new -key "$n.key" -subj "$subj" -out "$n.csr"
+    {
+      echo "basicConstraints=critical,CA:FALSE"
+      echo "keyUsage=critical,digitalSignature,keyEncipherment"
+      echo "extendedKeyUsage=$eku"
+      [[ -z "$san" ]] || echo "subjectAltName=$san"
+    } >"$n.ext"
+    openssl_q x509 -req -in "$n.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -sha256 \
+      -days 3650 -extfile "$n.ext" -out "$n.crt"
+    rm -f "$n.csr" "$n.ext" ca.srl
+  )
+}
+
+# The node's address is in the serving certificate so that Pods can reach the
+# API server there (and through the kubernetes Service, 10.0.0.1).
+APISERVER_SANS="IP:127.0.0.1,DNS:localhost,IP:${NODE_IP},IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+
 gen_certs() {
   local f missing=0
   for f in ca.crt ca.key apiserver.crt apiserver.key admin.crt admin.key \
     controller-manager.crt controller-manager.key sa.key sa.pub; do
     [[ -s "$PKI/$f" ]] || missing=1
   done
-  ((missing)) || return 0
+  if ((!missing)); then
+    # Made before the node's address was in it, or for another NODE_IP.
+    if node_mode && ! openssl x509 -in "$PKI/apiserver.crt" -noout -checkip "$NODE_IP" | grep -q 'does match'; then
+      log "re-issuing the API server certificate for $NODE_IP"
+      leaf apiserver "/CN=kube-apiserver" serverAuth "$APISERVER_SANS"
+    fi
+    return 0
+  fi
   log "generating certificates in $PKI"
   (
     cd "$PKI"
     umask 077
     rm -f -- *.crt *.key *.pub *.csr *.ext *.srl
-    openssl_q() {
-      local err
-      if ! err="$(openssl "$@" 2>&1 >/dev/null)"; then
-        printf 'openssl %s failed:\n%s\n' "$*" "$err" >&2
-        return 1
-      fi
-    }
     # CA
     openssl_q ecparam -name prime256v1 -genkey -noout -out ca.key
     openssl_q req -x509 -new -key ca.key -sha256 -days 3650 -subj "/CN=kms-operator-local-ca" \
       -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
       -out ca.crt
-    # leaf NAME SUBJECT EXTENDED_KEY_USAGE [SAN]
-    leaf() {
-      local n=$1 subj=$2 eku=$3 san=${4:-}
-      openssl_q ecparam -name prime256v1 -genkey -noout -out "$n.key"
-      openssl_q req -new -key "$n.key" -subj "$subj" -out "$n.csr"
-      {
-        echo "basicConstraints=critical,CA:FALSE"
-        echo "keyUsage=critical,digitalSignature,keyEncipherment"
-        echo "extendedKeyUsage=$eku"
-        [[ -z "$san" ]] || echo "subjectAltName=$san"
-      } >"$n.ext"
-      openssl_q x509 -req -in "$n.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -sha256 \
-        -days 3650 -extfile "$n.ext" -out "$n.crt"
-      rm -f "$n.csr" "$n.ext"
-    }
-    leaf apiserver "/CN=kube-apiserver" serverAuth \
-      "IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
-    leaf admin "/O=system:masters/CN=kubernetes-admin" clientAuth
-    # With --use-service-account-credentials=false the controller-manager acts
-    # under its own identity for every controller (namespace deletion must be
-    # able to delete anything), so it is in system:masters too.
-    leaf controller-manager "/O=system:masters/CN=system:kube-controller-manager" clientAuth
-    rm -f ca.srl
     # Service-account token signing key pair.
     openssl_q genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key
     openssl_q pkey -in sa.key -pubout -out sa.pub
   )
+  leaf apiserver "/CN=kube-apiserver" serverAuth "$APISERVER_SANS"
+  leaf admin "/O=system:masters/CN=kubernetes-admin" clientAuth
+  # With --use-service-account-credentials=false the controller-manager acts
+  # under its own identity for every controller (namespace deletion must be
+  # able to delete anything), so it is in system:masters too.
+  leaf controller-manager "/O=system:masters/CN=system:kube-controller-manager" clientAuth
 }
 
 b64() { base64 -w0 <"$1"; }
@@ -294,40 +343,70 @@ apiserver_healthy() {
   [[ "$(lcurl --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "$APISERVER_URL/readyz" 2>/dev/null)" == "ok" ]]
 }
-apiserver_start() {
+apiserver_args() {
   mkdir -p "$LOCAL_DIR/apiserver"
-  launch kube-apiserver \
-    --etcd-servers="$ETCD_URL" \
-    --bind-address=127.0.0.1 \
-    --advertise-address=127.0.0.1 \
-    --secure-port="$APISERVER_PORT" \
-    --endpoint-reconciler-type=none \
-    --cert-dir="$LOCAL_DIR/apiserver" \
-    --tls-cert-file="$PKI/apiserver.crt" \
-    --tls-private-key-file="$PKI/apiserver.key" \
-    --client-ca-file="$PKI/ca.crt" \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file="$PKI/sa.pub" \
-    --service-account-signing-key-file="$PKI/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24 \
-    --authorization-mode=RBAC \
+  ARGS=(
+    --etcd-servers="$ETCD_URL"
+    --secure-port="$APISERVER_PORT"
+    --cert-dir="$LOCAL_DIR/apiserver"
+    --tls-cert-file="$PKI/apiserver.crt"
+    --tls-private-key-file="$PKI/apiserver.key"
+    --client-ca-file="$PKI/ca.crt"
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local
+    --service-account-key-file="$PKI/sa.pub"
+    --service-account-signing-key-file="$PKI/sa.key"
+    --service-cluster-ip-range=10.0.0.0/24
     --allow-privileged=true
+  )
+  if node_mode; then
+    # Pods reach the API server through the kubernetes Service, whose
+    # endpoint is the advertised node address (kept by the lease
+    # reconciler); listening on every address keeps loopback working. The
+    # API server reaches the kubelet at the node address for logs and exec.
+    ARGS+=(
+      --bind-address=0.0.0.0
+      --advertise-address="$NODE_IP"
+      --endpoint-reconciler-type=lease
+      "--authorization-mode=Node,RBAC"
+      --enable-admission-plugins=NodeRestriction
+      --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt"
+      --kubelet-client-key="$PKI/apiserver-kubelet-client.key"
+      --kubelet-certificate-authority="$PKI/ca.crt"
+      --kubelet-preferred-address-types=InternalIP
+    )
+  else
+    ARGS+=(
+      --bind-address=127.0.0.1
+      --advertise-address=127.0.0.1
+      --endpoint-reconciler-type=none
+      --authorization-mode=RBAC
+    )
+  fi
 }
+apiserver_start() { launch kube-apiserver "${ARGS[@]}"; }
 
 # ---------------------------------------------------------------- kube-controller-manager
 
 # No serving port (--secure-port=0): healthy means the process is alive.
 kcm_healthy() { running_pid kube-controller-manager >/dev/null; }
+kcm_args() {
+  # Without a node, the node controllers have nothing to do; with one, the
+  # lifecycle controller lifts the not-ready taint so Pods get scheduled.
+  local controllers='*,-node-ipam-controller,-node-lifecycle-controller'
+  node_mode && controllers='*,-node-ipam-controller'
+  ARGS=(
+    --kubeconfig="$KCM_KUBECONFIG"
+    --secure-port=0
+    --leader-elect=false
+    --service-account-private-key-file="$PKI/sa.key"
+    --root-ca-file="$PKI/ca.crt"
+    --use-service-account-credentials=false
+    --flex-volume-plugin-dir="$LOCAL_DIR/controller-manager/flexvolume"
+    --controllers="$controllers"
+  )
+}
 kcm_start() {
-  launch kube-controller-manager \
-    --kubeconfig="$KCM_KUBECONFIG" \
-    --secure-port=0 \
-    --leader-elect=false \
-    --service-account-private-key-file="$PKI/sa.key" \
-    --root-ca-file="$PKI/ca.crt" \
-    --use-service-account-credentials=false \
-    --flex-volume-plugin-dir="$LOCAL_DIR/controller-manager/flexvolume" \
-    --controllers='*,-node-ipam-controller,-node-lifecycle-controller'
+  launch kube-controller-manager "${ARGS[@]}"
   # It has no health endpoint: wait until its log says the garbage collector
   # has synced (it is then talking to the apiserver and collecting), failing
   # fast if it exits. If that message never shows up (wording may change in a
@@ -361,13 +440,28 @@ kms_start() {
 
 # ---------------------------------------------------------------- main
 
+# Node mode: asked for, or a node of this platform runs (a later local-up
+# without NODE=1 must not take the API server away from its Pods).
+node_mode() { [[ "$NODE" == 1 ]] || running_pid kubelet >/dev/null; }
+
+if [[ "$NODE" == 1 ]]; then
+  # shellcheck source=hack/node-up.sh
+  source "$REPO/hack/node-up.sh"
+  # Root, packages and what the kernel allows, before anything starts.
+  node_preflight
+fi
+
 gen_certs
+if [[ "$NODE" == 1 ]]; then
+  node_certs
+  node_network_up
+fi
 write_kubeconfig "$KUBECONFIG_FILE" kubernetes-admin "$PKI/admin.crt" "$PKI/admin.key"
 write_kubeconfig "$KCM_KUBECONFIG" system:kube-controller-manager "$PKI/controller-manager.crt" "$PKI/controller-manager.key"
 
 ensure etcd "$ETCD_CLIENT_PORT" etcd_healthy etcd_start
-ensure kube-apiserver "$APISERVER_PORT" apiserver_healthy apiserver_start
-ensure kube-controller-manager "" kcm_healthy kcm_start
+ensure kube-apiserver "$APISERVER_PORT" apiserver_healthy apiserver_start apiserver_args
+ensure kube-controller-manager "" kcm_healthy kcm_start kcm_args
 ensure kms-server "$KMS_PORT" kms_healthy kms_start
 
 ENV_FILE="$LOCAL_DIR/env"
@@ -400,7 +494,10 @@ if ((${#crds[@]} > 0)); then
   log "CRDs established"
 fi
 
+[[ "$NODE" != 1 ]] || node_up
+
 log "all up in $(since "$T0")"
 log "  kube-apiserver: $APISERVER_URL   etcd: $ETCD_URL   kms: $KMS_URL ($AWS_REGION)"
+[[ "$NODE" != 1 ]] || log "  node: $NODE_NAME at $NODE_IP (Pods in $POD_CIDR)"
 log "  use it:  source ${ENV_FILE#"$PWD/"}   (or: kubectl --kubeconfig $KUBECONFIG_FILE ...)"
 log "  stop:    hack/local-down.sh [--purge]"
