@@ -62,7 +62,7 @@ lint: $(GOLANGCI_LINT) $(HELM) ## Run golangci-lint (config: .golangci.yml) and 
 	$(GOLANGCI_LINT) run ./...
 	cd hack/kmsserver && $(GOLANGCI_LINT) run ./...
 	cd hack/image && $(GOLANGCI_LINT) run ./...
-	$(HELM) lint --strict charts/kms-operator
+	$(HELM) lint --strict --set clusterName=lint charts/kms-operator
 
 .PHONY: verify
 verify: generate manifests ## Fail if generated code or manifests are stale, or code is not gofmt'ed.
@@ -94,6 +94,17 @@ test-cluster: image $(K8S_BINS) $(NODE_BINS) $(KMS_SERVER) $(HELM) manifests ## 
 	$(LOCAL_PLATFORM) NODE=1 hack/local-up.sh
 	source $(LOCAL_DIR)/env && HELM=$(HELM) IMG=$(IMG) KMS_SERVER_IMG=$(KMS_SERVER_IMG) LOCAL_DIR=$(LOCAL_DIR) \
 		go test -count=1 -tags cluster -timeout 30m -v ./test/cluster/ -run "$(CLUSTER_RUN)"
+
+# The e2e tests that need nothing of the local KMS server but KMS itself (no
+# /_counts, /_config, fault injection or principal registry) and name no
+# fixed account's principals (the grant and policy tests use 111122223333).
+AWS_E2E_RUN ?= ^(TestAliasAppliedWithKey|TestAliasConflicts|TestAliasKeyDeleted|TestKubectlExplain|TestKeyObserve|TestKeyAdoption|TestKeyRecreateCancelsDeletion|TestLeastPrivilege|TestKeyRebound|TestKeyNoVerdictFromStaleAnswers|TestOwnershipOnEveryObservation|TestKeyIDOfAnotherRegion|TestPrimaryWithReplicasDeleted)$$
+
+.PHONY: test-aws
+test-aws: build local-up ## The e2e tests that need no local KMS server, against a real AWS account (KMS_OPERATOR_AWS_TESTS=1 and AWS credentials; never in CI).
+	@test "$$KMS_OPERATOR_AWS_TESTS" = 1 || { echo "test-aws creates and deletes KMS keys in a real AWS account: set KMS_OPERATOR_AWS_TESTS=1 and AWS credentials (and AWS_REGION) to run it"; exit 1; }
+	KUBECONFIG=$(LOCAL_DIR)/kubeconfig E2E_REAL_AWS=1 OPERATOR_BIN=$(MANAGER) LOCAL_DIR=$(LOCAL_DIR) \
+		go test -count=1 -tags e2e -timeout 60m ./test/e2e/ -run '$(AWS_E2E_RUN)'
 
 # The benchmark gets a platform of its own (other ports, .bench/), purged
 # afterwards: ten thousand keys should not linger in the development one.
@@ -128,7 +139,7 @@ $(KMS_SERVER): $(KMS_SERVER_SOURCES)
 
 .PHONY: run
 run: local-up ## Run the operator from source against the local platform.
-	source $(LOCAL_DIR)/env && go run . --metrics-bind-address=:18080 --health-probe-bind-address=:18081 --allow-adoption
+	source $(LOCAL_DIR)/env && go run . --cluster-name=local --metrics-bind-address=:18080 --health-probe-bind-address=:18081 --allow-adoption
 
 .PHONY: docker-build
 docker-build: ## Build the container image with Docker (`make image` needs none).

@@ -428,7 +428,7 @@ func (b *bench) startOperator(ns, share string, sync time.Duration) (*operatorPr
 		return nil, err
 	}
 	defer f.Close()
-	cmd := exec.Command(b.operator, "--watch-namespaces="+ns, "--sync-period="+sync.String(), share,
+	cmd := exec.Command(b.operator, "--cluster-name=bench", "--watch-namespaces="+ns, "--sync-period="+sync.String(), share,
 		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=error")
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {

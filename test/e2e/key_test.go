@@ -84,7 +84,8 @@ func waitKMS(t *testing.T, id, what string, check func(kmsKey) bool) kmsKey {
 func createUnmanaged(t *testing.T, description string) *kmsclient.Key {
 	t.Helper()
 	k, err := kms.CreateKey(context.Background(), kmsclient.CreateKeyInput{
-		Description: description, KeySpec: "SYMMETRIC_DEFAULT", KeyUsage: "ENCRYPT_DECRYPT", Origin: "AWS_KMS"})
+		Description: description, KeySpec: "SYMMETRIC_DEFAULT", KeyUsage: "ENCRYPT_DECRYPT", Origin: "AWS_KMS",
+		Tags: map[string]string{runTag: runID}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestKeyLifecycle(t *testing.T) {
 	}
 	wantTags := map[string]string{"team": "a", "env": "test",
 		kmsv1alpha1.TagOwnerUID: string(key.UID), kmsv1alpha1.TagOwnerNS: nsMain,
-		kmsv1alpha1.TagOwnerName: "lifecycle", kmsv1alpha1.TagOwnerCluster: "e2e"}
+		kmsv1alpha1.TagOwnerName: "lifecycle", kmsv1alpha1.TagOwnerCluster: clusterName}
 	if !maps.Equal(got.tags, wantTags) {
 		t.Errorf("KMS tags: got %v, want %v", got.tags, wantTags)
 	}

@@ -53,6 +53,11 @@ var (
 	nsSystem = "e2e-system-" + runID
 	prefix   = "e2e-" + runID
 
+	// realAWS: make test-aws runs the suite against a real AWS account
+	// (E2E_REAL_AWS=1), with a cluster name of its own for the run.
+	realAWS     = os.Getenv("E2E_REAL_AWS") == "1"
+	clusterName = map[bool]string{false: "e2e", true: "e2e-aws-" + runID}[realAWS]
+
 	restConfig         *rest.Config
 	operatorKubeconfig string
 
@@ -70,7 +75,11 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	for _, v := range []string{"KUBECONFIG", "AWS_ENDPOINT_URL_KMS", "OPERATOR_BIN", "LOCAL_DIR"} {
+	required := []string{"KUBECONFIG", "AWS_ENDPOINT_URL_KMS", "OPERATOR_BIN", "LOCAL_DIR"}
+	if realAWS {
+		required = []string{"KUBECONFIG", "OPERATOR_BIN", "LOCAL_DIR"}
+	}
+	for _, v := range required {
 		if os.Getenv(v) == "" {
 			fmt.Fprintf(os.Stderr, "e2e: %s is not set: run `make test-e2e`, which starts the local platform\n", v)
 			return 1
@@ -118,6 +127,9 @@ func run(m *testing.M) int {
 		}
 	}
 	code := m.Run()
+	if realAWS {
+		defer cleanupAWS(ctx)
+	}
 	cleanup(ctx)
 	mainOperator.stop()
 	openOperator.stop()
@@ -172,7 +184,7 @@ const restartDelay = 500 * time.Millisecond
 func newOperator(name string, args ...string) *operator {
 	args = append([]string{
 		"--sync-period=" + syncPeriod,
-		"--cluster-name=e2e",
+		"--cluster-name=" + clusterName,
 		// Lags of the realistic KMS server are a few seconds; a restart after a
 		// lost CreateKey then waits this long, not the 5 minutes of real AWS.
 		"--kms-consistency-window=15s",

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	awskmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
@@ -269,7 +270,8 @@ func TestPrimaryWithReplicasDeleted(t *testing.T) {
 	}
 	awaitWrite(t)
 	if _, err := awskms.NewFromConfig(cfg).ReplicateKey(ctx, &awskms.ReplicateKeyInput{
-		KeyId: aws.String(key.Status.KeyID), ReplicaRegion: aws.String("eu-west-2")}); err != nil {
+		KeyId: aws.String(key.Status.KeyID), ReplicaRegion: aws.String("eu-west-2"),
+		Tags: []awskmstypes.Tag{{TagKey: aws.String(runTag), TagValue: aws.String(runID)}}}); err != nil {
 		t.Fatal(err)
 	}
 	remove(t, key)

@@ -70,11 +70,18 @@ func valuesFile(t *testing.T, values map[string]any) string {
 func helmTemplate(t *testing.T, values map[string]any, extra ...string) ([]byte, error) {
 	t.Helper()
 	args := []string{"template", releaseName, chartDir, "--namespace", releaseNS, "--kube-version", kubeVersion}
+	if _, ok := values["clusterName"]; !ok {
+		// The one value without a default; cases about it set it themselves.
+		args = append(args, "--set", "clusterName="+minimalValues["clusterName"].(string))
+	}
 	if values != nil {
 		args = append(args, "-f", valuesFile(t, values))
 	}
 	return run(helmCmd(t, append(args, extra...)...))
 }
+
+// minimalValues is what an install must set: clusterName has no default.
+var minimalValues = map[string]any{"clusterName": "prod"}
 
 // fullValues sets every value the chart offers to something other than its default.
 var fullValues = map[string]any{
@@ -114,7 +121,8 @@ var fullValues = map[string]any{
 }
 
 func TestHelmLint(t *testing.T) {
-	for name, values := range map[string]map[string]any{"defaults": nil, "full values": fullValues} {
+	// clusterName is the one value without a default.
+	for name, values := range map[string]map[string]any{"defaults": minimalValues, "full values": fullValues} {
 		t.Run(name, func(t *testing.T) {
 			args := []string{"lint", "--strict", chartDir, "--kube-version", kubeVersion}
 			if values != nil {
@@ -165,10 +173,11 @@ func TestHelmTemplate(t *testing.T) {
 		args, noFlags []string
 		check         func(t *testing.T, r rendered)
 	}{{
-		name: "defaults",
+		name:   "defaults",
+		values: minimalValues,
 		args: []string{
 			"--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
-			"--cluster-name=default", "--sync-period=10m", "--max-concurrent-reconciles=4",
+			"--cluster-name=prod", "--sync-period=10m", "--max-concurrent-reconciles=4",
 			"--allow-adoption=false", "--allow-unmanaged-key-references=false", "--zap-log-level=info",
 		},
 		noFlags: []string{"--region", "--kms-endpoint", "--watch-namespaces"},
@@ -322,7 +331,7 @@ func TestHelmRBAC(t *testing.T) {
 	if !bytes.Equal(readFile(t, "config", "rbac", "role.yaml"), readFile(t, chartDir, "files", "role.yaml")) {
 		t.Errorf("%s/files/role.yaml differs from config/rbac/role.yaml: run `make manifests`, which copies it into the chart", chartDir)
 	}
-	r := render(t, nil)
+	r := render(t, minimalValues)
 	var want, got rbacv1.ClusterRole
 	fromFile(t, &want, "config", "rbac", "role.yaml")
 	into(t, r.one(t, "ClusterRole"), &got)
@@ -367,7 +376,7 @@ func TestHelmCRDs(t *testing.T) {
 		}
 	}
 
-	out, err := helmTemplate(t, nil, "--include-crds")
+	out, err := helmTemplate(t, minimalValues, "--include-crds")
 	if err != nil {
 		t.Fatal(err)
 	}

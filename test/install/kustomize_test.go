@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // TestKustomizeDefault renders config/default (what `make deploy` applies)
@@ -73,10 +74,39 @@ func TestKustomizeDefault(t *testing.T) {
 	if d.Spec.Template.Spec.ServiceAccountName != "kms-operator-controller-manager" {
 		t.Errorf("serviceAccountName = %q", d.Spec.Template.Spec.ServiceAccountName)
 	}
-	if missing := containsAll(c.Args, "--leader-elect"); len(missing) > 0 {
+	if missing := containsAll(c.Args, "--leader-elect", "--cluster-name=$(CLUSTER_NAME)"); len(missing) > 0 {
 		t.Errorf("args %q lack %q", c.Args, missing)
 	}
 	checkFlagsOnce(t, c.Args)
+	// The cluster name has no default: it comes from config/manager/cluster.env,
+	// empty until set, and the operator refuses to start without one.
+	if name := clusterName(t, objs, c); name != "" {
+		t.Errorf("config/default ships cluster name %q; want none, so that clusters never share one by accident", name)
+	}
+}
+
+// clusterName is the value the rendered Deployment's CLUSTER_NAME takes from
+// its ConfigMap.
+func clusterName(t *testing.T, objs objects, c corev1.Container) string {
+	t.Helper()
+	for _, e := range c.Env {
+		if e.Name != "CLUSTER_NAME" || e.ValueFrom == nil || e.ValueFrom.ConfigMapKeyRef == nil {
+			continue
+		}
+		ref := e.ValueFrom.ConfigMapKeyRef
+		for _, u := range objs.ofKind("ConfigMap") {
+			if u.GetName() == ref.Name {
+				var cm corev1.ConfigMap
+				into(t, u, &cm)
+				if v, ok := cm.Data[ref.Key]; ok {
+					return v
+				}
+			}
+		}
+		t.Fatalf("CLUSTER_NAME refers to ConfigMap %s key %s, which is not rendered", ref.Name, ref.Key)
+	}
+	t.Fatal("the container has no CLUSTER_NAME from a ConfigMap")
+	return ""
 }
 
 // TestKustomizeKindOverlay: make test-e2e-kind cannot run without Docker, so
@@ -90,8 +120,12 @@ func TestKustomizeKindOverlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	var d appsv1.Deployment
-	into(t, parseObjects(t, out).one(t, "Deployment"), &d)
+	objs := parseObjects(t, out)
+	into(t, objs.one(t, "Deployment"), &d)
 	c := d.Spec.Template.Spec.Containers[0]
+	if name := clusterName(t, objs, c); name != "kind-e2e" {
+		t.Errorf("cluster name %q, want kind-e2e", name)
+	}
 	if c.Image != "kms-operator:e2e" || c.ImagePullPolicy != "Never" {
 		t.Errorf("image %s pull %s, want kms-operator:e2e never pulled", c.Image, c.ImagePullPolicy)
 	}
