@@ -111,6 +111,12 @@ func checkTenancy(ctx context.Context, api kmsclient.API, o Options, ns, keyID s
 	var refusal string
 	switch {
 	case tags[kmsv1alpha1.TagOwnerUID] == "" && ownerNS == "" && cluster == "":
+		if age := time.Since(key.CreationDate); !o.AllowUnmanagedKeyReferences && age < o.consistencyWindow() {
+			// KMS lists a new key's tags late: a key made moments ago
+			// by a Key elsewhere would look unmanaged.
+			return nil, propagating("KMS shows no ownership tags on key %s, created %s ago; it may not show them yet",
+				key.ID, age.Round(time.Second))
+		}
 		if !o.AllowUnmanagedKeyReferences {
 			refusal = fmt.Sprintf("key %s is not managed by kms-operator; referencing it by id needs the operator flag --allow-unmanaged-key-references", key.ID)
 		}

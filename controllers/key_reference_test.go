@@ -65,6 +65,9 @@ func newRefWorld(t *testing.T) *refWorld {
 		ids: map[string]string{}, arns: map[string]string{}, syms: map[string]string{}, grants: map[string]string{},
 		opts: Options{KMS: p, SyncPeriod: time.Hour, ClusterName: refCluster},
 	}
+	// The world's keys were made long before the test, out of KMS's
+	// consistency window.
+	w.kms.Now = func() time.Time { return time.Now().Add(-time.Hour) }
 	for _, k := range refKeys {
 		key, err := w.kms.CreateKey(context.Background(), kmsclient.CreateKeyInput{Tags: k.tags})
 		if err != nil {
@@ -72,6 +75,7 @@ func newRefWorld(t *testing.T) *refWorld {
 		}
 		w.ids[k.sym], w.arns[k.sym], w.syms[key.ID] = key.ID, key.ARN, k.sym
 	}
+	w.kms.Now = time.Now
 	w.kms.ResetCalls()
 	return w
 }
@@ -194,6 +198,18 @@ func TestKeyRefResolve(t *testing.T) {
 			allowUnmgd: true,
 			want:       want{Key: "unmanaged", Calls: []string{"DescribeKey", "ListResourceTags"}},
 		},
+		"RawFreshWithoutTags": {
+			reason: "A key made moments ago without ownership tags may be one whose tags KMS does not list yet: a wait, not a refusal.",
+			raw: func(w *refWorld) string {
+				key, err := w.kms.CreateKey(context.Background(), kmsclient.CreateKeyInput{})
+				if err != nil {
+					panic(err)
+				}
+				w.syms[key.ID] = "fresh"
+				return key.ID
+			},
+			want: want{Reason: kmsv1alpha1.ReasonPropagating, Calls: []string{"DescribeKey", "ListResourceTags"}},
+		},
 		"RawMissing": {
 			reason: "A raw id of no key is reported as NotFound, without retrying hot.",
 			raw:    func(*refWorld) string { return "00000000-0000-0000-0000-000000000000" },
@@ -211,6 +227,7 @@ func TestKeyRefResolve(t *testing.T) {
 				ref = &kmsv1alpha1.LocalObjectReference{Name: tc.ref}
 			} else {
 				raw = tc.raw(w)
+				w.kms.ResetCalls()
 			}
 			target, err := resolveTarget(context.Background(), c, w.opts, refNS, ref, raw)
 			var got want
@@ -218,7 +235,10 @@ func TestKeyRefResolve(t *testing.T) {
 				got.Key = w.sym(target.id)
 			}
 			var se *specError
-			if errors.As(err, &se) {
+			var pe *propagatingError
+			if errors.As(err, &pe) {
+				got.Reason = kmsv1alpha1.ReasonPropagating
+			} else if errors.As(err, &se) {
 				got.Reason = se.reason
 				if !strings.Contains(se.msg, tc.msgHas) {
 					t.Errorf("%s\nmessage %q does not mention %q", tc.reason, se.msg, tc.msgHas)

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -30,17 +31,32 @@ import (
 func newRole(t *testing.T, name string) string {
 	t.Helper()
 	arn := "arn:aws:iam::111122223333:role/e2e-" + runID + "-" + name
-	resp, err := http.Post(kmsServerURL("/_principals"), "application/json",
-		strings.NewReader(`{"arn":"`+arn+`","createdAgo":"0s"}`))
-	if err != nil {
+	if err := registerPrincipal(arn, "0s"); err != nil {
 		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("registering role %s: %s", arn, resp.Status)
 	}
 	return arn
 }
+
+// registerPrincipal tells the KMS server that an IAM role or user was
+// created createdAgo (a Go duration) ago.
+func registerPrincipal(arn, createdAgo string) error {
+	resp, err := http.Post(kmsServerURL("/_principals"), "application/json",
+		strings.NewReader(`{"arn":"`+arn+`","createdAgo":"`+createdAgo+`"}`))
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("registering principal %s: %s", arn, resp.Status)
+	}
+	return nil
+}
+
+// longLivedRoles are the roles the suite's grants and policies name, as a
+// real account has them: created long before the run, so that KMS neither
+// refuses them nor lists them by unique id. The tests of fresh roles use
+// newRole.
+var longLivedRoles = []string{"e2e-app", "e2e-retirer", "e2e-unlisted", "reader", "ssa"}
 
 // TestGrantToFreshRole: a grant to a role created a moment ago is created
 // once KMS knows the role, and kept while KMS shows the role by its unique
