@@ -83,7 +83,7 @@ test-unit: $(K8S_BINS) $(HELM) $(KMS_SERVER) ## Unit and envtest tests (envtest 
 .PHONY: test-e2e
 test-e2e: build local-up ## End-to-end suite against the local platform (starts it if needed).
 	source $(LOCAL_DIR)/env && OPERATOR_BIN=$(MANAGER) LOCAL_DIR=$(LOCAL_DIR) \
-		go test -count=1 -tags e2e -timeout 20m ./test/e2e/ -run "$(E2E_RUN)"
+		go test -count=1 -tags e2e -timeout 30m ./test/e2e/ -run "$(E2E_RUN)"
 
 # The chart and config/default installed on the local platform's node, with
 # the images of `make image`: needs root (the node is containerd, kubelet,

@@ -6,10 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -50,6 +53,8 @@ type config struct {
 	kubeQPS                     float64
 	kubeBurst                   int
 	quotaShare                  float64
+	serviceQuotas               bool
+	pprofAddr                   string
 	quotas                      map[string]float64
 }
 
@@ -69,9 +74,11 @@ func main() {
 	flag.StringVar(&c.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (default: the Pod's namespace).")
 	flag.StringVar(&c.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
 	flag.StringVar(&c.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
-	flag.Float64Var(&c.kubeQPS, "kube-api-qps", 50, "Requests per second to the Kubernetes API server (each new Key costs two writes).")
-	flag.IntVar(&c.kubeBurst, "kube-api-burst", 100, "Burst of requests to the Kubernetes API server.")
-	flag.Float64Var(&c.quotaShare, "kms-quota-share", 0.8, "Share of the account's default KMS request quotas the operator paces itself to (0 turns pacing off); the rest is left to other clients of the account.")
+	flag.Float64Var(&c.kubeQPS, "kube-api-qps", 0, "Client-side limit of requests per second to the Kubernetes API server; 0 leaves it to the API server's priority and fairness (each new Key costs two writes and one event).")
+	flag.IntVar(&c.kubeBurst, "kube-api-burst", 0, "Burst of requests to the Kubernetes API server with --kube-api-qps; 0 is twice the QPS.")
+	flag.Float64Var(&c.quotaShare, "kms-quota-share", 0.8, "Share of the account's KMS request quotas the operator paces itself to (0 turns pacing off); the rest is left to other clients of the account.")
+	flag.BoolVar(&c.serviceQuotas, "kms-quotas-from-service-quotas", true, "Read the account's applied KMS request quotas (raised or not) from Service Quotas at start and hourly, per region; when that is denied, AWS's default quotas are used.")
+	flag.StringVar(&c.pprofAddr, "pprof-bind-address", "", "Address of the pprof endpoints (/debug/pprof/); empty turns them off.")
 	c.quotas = map[string]float64{}
 	flag.Func("kms-quota", "Requests per second for one KMS operation, e.g. CreateKey=20 for an account whose quota was raised; repeatable; overrides --kms-quota-share for that operation.", func(v string) error {
 		op, n, ok := strings.Cut(v, "=")
@@ -95,12 +102,18 @@ func main() {
 
 func run(ctx context.Context, c config) error {
 	log := ctrl.Log.WithName("setup")
+	if limit := setMemoryLimit(os.Getenv("MEMORY_LIMIT")); limit > 0 {
+		log.Info("soft memory limit set from the container's limit", "bytes", limit)
+	}
 	if c.clusterName == "" {
 		// Two clusters sharing a default name would share ownership of each
 		// other's keys: it must be chosen.
 		return fmt.Errorf("--cluster-name is required: a name unique among the clusters that share this AWS account")
 	}
-	cacheOpts := cache.Options{}
+	// The cache holds every watched object: it keeps what the controllers
+	// read, without managedFields and the last-applied annotation, which
+	// can be the largest part of a small object.
+	cacheOpts := cache.Options{DefaultTransform: slimObject}
 	if ns := splitList(c.watchNamespaces); len(ns) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, n := range ns {
@@ -113,11 +126,12 @@ func run(ctx context.Context, c config) error {
 	}
 	// controller-runtime's default of 20 QPS would cap creation at ten keys
 	// a second, below what KMS allows an account with raised quotas.
-	restConfig.QPS, restConfig.Burst = float32(c.kubeQPS), c.kubeBurst
+	restConfig.QPS, restConfig.Burst = kubeRate(c.kubeQPS, c.kubeBurst)
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
 		Cache:                   cacheOpts,
 		Metrics:                 metricsserver.Options{BindAddress: c.metricsAddr},
+		PprofBindAddress:        c.pprofAddr,
 		HealthProbeBindAddress:  c.probeAddr,
 		LeaderElection:          c.leaderElect,
 		LeaderElectionID:        "kms-operator.kms.kmsoperator.io",
@@ -130,19 +144,20 @@ func run(ctx context.Context, c config) error {
 		return fmt.Errorf("manager: %w", err)
 	}
 
-	var quotas map[string]float64
-	if c.quotaShare > 0 || len(c.quotas) > 0 {
-		quotas = kmsclient.Quotas(kmsclient.DefaultQuotas, c.quotaShare, c.quotas)
-	}
 	provider, err := kmsclient.NewProvider(ctx, kmsclient.ProviderOptions{
 		Region:          c.region,
 		Endpoint:        c.kmsEndpoint,
 		TaggingEndpoint: c.taggingEndpoint,
 		Registerer:      metrics.Registry,
-		Quotas:          quotas,
+		Pacing:          kmsclient.Pacing{Share: c.quotaShare, Overrides: c.quotas, FromServiceQuotas: c.serviceQuotas},
+		Log:             ctrl.Log.WithName("kms"),
 	})
 	if err != nil {
 		return fmt.Errorf("kms client: %w", err)
+	}
+	// Reads the account's quotas again every hour.
+	if err := mgr.Add(provider); err != nil {
+		return err
 	}
 
 	opts := controllers.Options{
@@ -168,6 +183,46 @@ func run(ctx context.Context, c config) error {
 		"clusterName", c.clusterName, "allowAdoption", c.allowAdoption,
 		"allowUnmanagedKeyReferences", c.allowUnmanagedKeyReferences, "kmsConsistencyWindow", c.consistencyWindow)
 	return mgr.Start(ctx)
+}
+
+// setMemoryLimit makes the garbage collector work harder as the heap nears
+// 90% of the container's memory limit (MEMORY_LIMIT in bytes, from the
+// downward API in the chart and config/manager), so it runs before the kernel
+// kills the Pod. An explicit GOMEMLIMIT wins. It returns the limit set, or 0.
+func setMemoryLimit(containerLimit string) int64 {
+	limit, err := strconv.ParseInt(containerLimit, 10, 64)
+	if err != nil || limit <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return 0
+	}
+	soft := limit / 10 * 9
+	debug.SetMemoryLimit(soft)
+	return soft
+}
+
+// kubeRate is the client-side rate limit to the API server: none by default
+// (QPS -1), so that creating keys is bounded by the API server's priority and
+// fairness, not by a low cap in every client; a QPS given on the command line
+// is taken with its burst (twice the QPS when 0).
+func kubeRate(qps float64, burst int) (float32, int) {
+	if qps <= 0 {
+		return -1, 0
+	}
+	if burst <= 0 {
+		burst = int(2 * qps)
+	}
+	return float32(qps), burst
+}
+
+// slimObject drops from cached objects what the operator never reads.
+func slimObject(obj any) (any, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		o.SetManagedFields(nil)
+		if a := o.GetAnnotations(); a[corev1.LastAppliedConfigAnnotation] != "" {
+			delete(a, corev1.LastAppliedConfigAnnotation)
+			o.SetAnnotations(a)
+		}
+	}
+	return obj, nil
 }
 
 func splitList(s string) []string {

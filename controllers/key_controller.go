@@ -25,7 +25,6 @@ type KeyReconciler struct {
 	Options
 	client   client.Client
 	recorder events.EventRecorder
-	states   stateTracker
 	memory   *keyMemory
 }
 
@@ -86,7 +85,7 @@ func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Ke
 		return ctrl.Result{}, err
 	}
 	recordObservation(key, obs)
-	r.states.set(key.UID, obs.key.State)
+	keyStates.set(key.UID, obs.key.State)
 	if err := checkImmutable(key, obs.key); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -96,12 +95,12 @@ func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Ke
 		return r.reportObserved(key, ds), nil
 	}
 	applied, err := r.apply(ctx, api, key, ds)
-	r.eventChanges(key, applied)
+	r.eventChanges(key, obs, applied)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	recordApplied(key, obs)
-	r.states.set(key.UID, key.Status.KeyState)
+	keyStates.set(key.UID, key.Status.KeyState)
 	r.memory.settle(key.UID, r.consistencyWindow())
 	return r.reportApplied(key, obs, applied), nil
 }

@@ -64,7 +64,7 @@ func TestKeyCreate(t *testing.T) {
 				Calls: []string{"GetResources", "CreateKey", "EnableKeyRotation"}, KeyState: kmsclient.StateEnabled,
 				Rotation: rotation{Enabled: true, PeriodInDays: 180, NextRotationDate: true},
 				Ready:    "True/Available", Synced: "True/ReconcileSuccess", Requeue: "resync",
-				Events: []string{"Normal Created", "Normal Updated"},
+				Events: []string{"Normal Created"},
 			},
 		},
 		"Disabled": {
@@ -73,7 +73,7 @@ func TestKeyCreate(t *testing.T) {
 			want: want{
 				Calls: []string{"GetResources", "CreateKey", "DisableKey"}, KeyState: kmsclient.StateDisabled,
 				Ready: "True/Available", Synced: "True/ReconcileSuccess", Requeue: "resync",
-				Events: []string{"Normal Created", "Normal Updated"},
+				Events: []string{"Normal Created"},
 			},
 		},
 		"OnDemandAtCreation": {
@@ -83,7 +83,7 @@ func TestKeyCreate(t *testing.T) {
 				Calls: []string{"GetResources", "CreateKey", "EnableKeyRotation"}, KeyState: kmsclient.StateEnabled,
 				Rotation: rotation{Enabled: true, PeriodInDays: 180, NextRotationDate: true, LastOnDemand: "2024-01-01"},
 				Ready:    "True/Available", Synced: "True/ReconcileSuccess", Requeue: "resync",
-				Events: []string{"Normal Created", "Normal Updated"},
+				Events: []string{"Normal Created"},
 			},
 		},
 	}

@@ -46,11 +46,10 @@ func (r *KeyReconciler) create(ctx context.Context, api kmsclient.API, key *kmsv
 		return nil, awaitPrincipal(key, err)
 	}
 	r.memory.setCreated(key.UID, k.ID)
-	r.event(key, corev1.EventTypeNormal, "Created", "CreateKey", "created KMS key %s", k.ID)
 
 	key.Status.KeyID, key.Status.ARN = k.ID, k.ARN
 	// A new key's aspects are known from the CreateKey input: no reads.
-	obs := &observed{key: k, tags: tags}
+	obs := &observed{key: k, tags: tags, created: true}
 	if key.Spec.Policy != "" {
 		obs.policy = &key.Spec.Policy
 	}

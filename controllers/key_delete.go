@@ -22,7 +22,7 @@ func (r *KeyReconciler) reconcileDelete(ctx context.Context, key *kmsv1alpha1.Ke
 			return err
 		}
 	}
-	r.states.set(key.UID, "")
+	keyStates.set(key.UID, "")
 	r.memory.forget(key.UID)
 	return nil
 }

@@ -18,6 +18,7 @@ type observed struct {
 	policy   *string             // nil when the spec declares no policy
 	rotation *kmsclient.Rotation // nil when the key cannot rotate
 	tags     map[string]string
+	created  bool // by this reconcile
 }
 
 // observe finds the key this object manages (adopting, finding or creating

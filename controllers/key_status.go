@@ -102,9 +102,18 @@ func (r *KeyReconciler) reportObserved(key *kmsv1alpha1.Key, ds []difference) ct
 	return resync(r.SyncPeriod)
 }
 
-// eventChanges emits one event for the changes made: drift corrections when
-// the spec had already been applied, plain updates otherwise.
-func (r *KeyReconciler) eventChanges(key *kmsv1alpha1.Key, applied []string) {
+// eventChanges emits one event for the changes made: the creation of a new
+// key with what it took besides CreateKey, drift corrections when the spec
+// had already been applied, plain updates otherwise.
+func (r *KeyReconciler) eventChanges(key *kmsv1alpha1.Key, obs *observed, applied []string) {
+	if obs.created {
+		note := "created KMS key " + obs.key.ID
+		if len(applied) > 0 {
+			note += " and set: " + strings.Join(applied, ", ")
+		}
+		r.event(key, corev1.EventTypeNormal, "Created", "CreateKey", "%s", note)
+		return
+	}
 	if len(applied) == 0 {
 		return
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"hash/fnv"
+	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 
@@ -11,9 +13,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 )
@@ -70,6 +74,7 @@ func (l *lifecycle[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Re
 	}
 	if !obj.GetDeletionTimestamp().IsZero() {
 		if !controllerutil.ContainsFinalizer(obj, kmsv1alpha1.Finalizer) {
+			l.count(obj)
 			return ctrl.Result{}, nil // released; nothing left to write
 		}
 		orig := obj.DeepCopyObject().(T)
@@ -79,6 +84,9 @@ func (l *lifecycle[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Re
 		}
 		return l.finish(ctx, orig, obj, ctrl.Result{}, err)
 	}
+	if wait := l.firstResyncAfterStart(obj); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait, Priority: ptr.To(handler.LowPriority)}, nil
+	}
 	if err := l.prepare(ctx, obj); err != nil {
 		// Most often a conflict with a stale cache: no KMS call was made and
 		// nothing is known about KMS, so there is nothing to report.
@@ -87,6 +95,30 @@ func (l *lifecycle[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Re
 	orig := obj.DeepCopyObject().(T)
 	res, err := l.steps.reconcileNormal(ctx, obj)
 	return l.finish(ctx, orig, obj, res, err)
+}
+
+// processStart is when this process started watching objects.
+var processStart = time.Now()
+
+// firstResyncAfterStart spreads the first observation of objects that were
+// Ready when the process started over one sync period, instead of reading
+// every key in KMS at once: a restart with ten thousand Ready keys would
+// otherwise burst through the read quotas. Each object gets a fixed offset
+// from its UID. Objects this process made Ready (their condition changed
+// after it started; a second of margin for the condition's whole-second
+// time), changed objects (a new generation) and objects not Ready go at once.
+// It returns how long to wait, 0 for now.
+func (l *lifecycle[T]) firstResyncAfterStart(obj T) time.Duration {
+	period := l.options.SyncPeriod
+	ready := findCondition(obj, kmsv1alpha1.ConditionReady)
+	if period <= 0 || ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != obj.GetGeneration() ||
+		!ready.LastTransitionTime.Time.Before(processStart.Add(-time.Second)) {
+		return 0
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(obj.GetUID()))
+	due := processStart.Add(time.Duration(h.Sum64() % uint64(period)))
+	return time.Until(due)
 }
 
 // prepare writes, in one patch and before any KMS write, the finalizer and
@@ -126,14 +158,18 @@ func (l *lifecycle[T]) finish(ctx context.Context, orig, obj T, res ctrl.Result,
 		reason = f.reason
 		l.reportFailure(obj, f)
 		if f.retry {
-			res = ctrl.Result{}
+			res = ctrl.Result{Priority: normalPriority}
 		} else {
 			res, err = resync(l.options.SyncPeriod), nil
 		}
 	} else if c := findCondition(obj, kmsv1alpha1.ConditionSynced); c != nil {
 		reason = c.Reason
 	}
+	if res.Priority == nil {
+		res.Priority = normalPriority
+	}
 	reconcileOutcomes.WithLabelValues(l.kind, reason).Inc()
+	l.count(obj)
 
 	obj.SetObservedGeneration(obj.GetGeneration())
 	if released(obj) {

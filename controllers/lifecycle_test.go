@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -120,5 +121,62 @@ func requeueOf(res ctrl.Result, period time.Duration) string {
 		return "resync"
 	default:
 		return d.String()
+	}
+}
+
+// TestFirstResyncAfterStart: after a restart, the objects that were Ready
+// before it are first observed at an offset within one sync period, fixed by
+// their UID; anything else goes at once.
+func TestFirstResyncAfterStart(t *testing.T) {
+	period := 10 * time.Minute
+	readySince := func(at time.Time, generation int64) *kmsv1alpha1.Alias {
+		a := newAlias("a", "k1")
+		a.Generation = 2
+		a.Status.Conditions = []metav1.Condition{{Type: kmsv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
+			ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(at), Reason: "Available"}}
+		return a
+	}
+	cases := map[string]struct {
+		obj      *kmsv1alpha1.Alias
+		deferred bool
+	}{
+		"ReadyBeforeTheStart":         {readySince(processStart.Add(-time.Hour), 2), true},
+		"MadeReadyByThisProcess":      {readySince(time.Now(), 2), false},
+		"ChangedSinceItWasReady":      {readySince(processStart.Add(-time.Hour), 1), false},
+		"NotReady":                    {newAlias("a", "k1"), false},
+		"ReadyBeforeTheStartOtherUID": {func() *kmsv1alpha1.Alias { a := readySince(processStart.Add(-time.Hour), 2); a.UID = "other"; return a }(), true},
+	}
+	l := &lifecycle[*kmsv1alpha1.Alias]{options: Options{SyncPeriod: period}}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			wait := l.firstResyncAfterStart(tc.obj)
+			if got := wait > 0; got != tc.deferred && time.Since(processStart) < period {
+				t.Errorf("deferred %v (%s), want %v", got, wait, tc.deferred)
+			}
+			if wait > period {
+				t.Errorf("deferred by %s, more than the sync period %s", wait, period)
+			}
+		})
+	}
+}
+
+// TestResyncsHaveLowPriority: a resync yields to new work in the priority
+// queue; a retry after an error and a short recheck do not.
+func TestResyncsHaveLowPriority(t *testing.T) {
+	if p := resync(time.Minute).Priority; p == nil || *p >= 0 {
+		t.Errorf("resync priority %v, want low", p)
+	}
+	w := newRefWorld(t)
+	a := newAlias("a", "k1")
+	c := newRefClient(t, w.keyObject("k1"), a)
+	w.kms.Fail("DescribeKey", kmsclient.NewError("", kmsclient.Throttled, "ThrottlingException", "slow down"), 1)
+	r := &AliasReconciler{Options: w.opts, client: c, recorder: events.NewFakeRecorder(10)}
+	res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(a)})
+	if err == nil || res.Priority == nil || *res.Priority != 0 {
+		t.Errorf("after a throttled call: %v, priority %v; want a retry at normal priority", err, res.Priority)
+	}
+	res, err = r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(a)})
+	if err != nil || res.Priority == nil || *res.Priority >= 0 || requeueOf(res, w.opts.SyncPeriod) != "resync" {
+		t.Errorf("in sync: %v, %+v; want a low-priority resync", err, res)
 	}
 }

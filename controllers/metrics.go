@@ -4,8 +4,11 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 )
 
 // KMS calls are counted by internal/kmsclient; reconcile counts and durations
@@ -21,36 +24,72 @@ var (
 		Name: "kms_operator_keys",
 		Help: "Key objects by the KMS key state last observed.",
 	}, []string{"state"})
+
+	objectsByReadiness = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kms_operator_objects",
+		Help: "Objects by kind and whether their Ready condition is True.",
+	}, []string{"kind", "ready"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(reconcileOutcomes, keysByState)
+	metrics.Registry.MustRegister(reconcileOutcomes, keysByState, objectsByReadiness)
 }
 
-// stateTracker keeps keysByState right as keys change state or go away.
-type stateTracker struct {
+// readiness keeps objectsByReadiness right as objects change or go away.
+var readiness = map[string]*gaugeTracker{
+	"Key":   {gauge: objectsByReadiness, fixed: []string{"Key"}},
+	"Alias": {gauge: objectsByReadiness, fixed: []string{"Alias"}},
+	"Grant": {gauge: objectsByReadiness, fixed: []string{"Grant"}},
+}
+
+// count records obj's readiness in the objects gauge.
+func (l *lifecycle[T]) count(obj T) {
+	t := readiness[l.kind]
+	if t == nil {
+		return
+	}
+	if released(obj) {
+		t.set(obj.GetUID(), "")
+		return
+	}
+	ready := "false"
+	if c := findCondition(obj, kmsv1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue {
+		ready = "true"
+	}
+	t.set(obj.GetUID(), ready)
+}
+
+// gaugeTracker keeps a gauge of objects by one label's value (after fixed
+// label values) right: each object counts once, under its latest value.
+type gaugeTracker struct {
+	gauge *prometheus.GaugeVec
+	fixed []string
+
 	mu     sync.Mutex
-	states map[types.UID]string
+	values map[types.UID]string
 }
 
-// set records uid's state; "" forgets uid.
-func (t *stateTracker) set(uid types.UID, state string) {
+// set records uid's value; "" forgets uid.
+func (t *gaugeTracker) set(uid types.UID, value string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old := t.states[uid]
-	if old == state {
+	old := t.values[uid]
+	if old == value {
 		return
 	}
 	if old != "" {
-		keysByState.WithLabelValues(old).Dec()
+		t.gauge.WithLabelValues(append(t.fixed, old)...).Dec()
 	}
-	if state == "" {
-		delete(t.states, uid)
+	if value == "" {
+		delete(t.values, uid)
 		return
 	}
-	if t.states == nil {
-		t.states = map[types.UID]string{}
+	if t.values == nil {
+		t.values = map[types.UID]string{}
 	}
-	t.states[uid] = state
-	keysByState.WithLabelValues(state).Inc()
+	t.values[uid] = value
+	t.gauge.WithLabelValues(append(t.fixed, value)...).Inc()
 }
+
+// keyStates keeps keysByState right as keys change state or go away.
+var keyStates = &gaugeTracker{gauge: keysByState}

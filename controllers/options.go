@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -79,11 +81,16 @@ func controllerOptions(o Options) controller.Options {
 
 // resync is when a healthy object is next observed in KMS to catch drift. The
 // jitter spreads the resyncs of objects created together, so a thousand keys
-// do not all hit the read quotas in the same second.
+// do not all hit the read quotas in the same second. Resyncs have low
+// priority: a new or changed object never waits behind them.
 func resync(period time.Duration) ctrl.Result {
 	if period <= 0 {
 		return ctrl.Result{}
 	}
 	jitter := time.Duration(rand.Int64N(int64(period)/5+1)) - period/10
-	return ctrl.Result{RequeueAfter: period + jitter}
+	return ctrl.Result{RequeueAfter: period + jitter, Priority: ptr.To(handler.LowPriority)}
 }
+
+// normalPriority is the priority of everything but resyncs: a retry after an
+// error, a short recheck, work that a spec change brought.
+var normalPriority = ptr.To(0)

@@ -29,7 +29,7 @@ func main() {
 }
 
 func dump(ctx context.Context, ns string) error {
-	provider, err := kmsclient.NewProvider(ctx, kmsclient.ProviderOptions{})
+	provider, err := kmsclient.NewProvider(ctx, kmsclient.ProviderOptions{AppID: "kms-operator-kmsdump"})
 	if err != nil {
 		return err
 	}

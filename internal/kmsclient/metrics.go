@@ -36,13 +36,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kms_operator_kms_requests_total",
-			Help: "KMS request attempts (retries included) by operation and result.",
-		}, []string{"operation", "result"}),
+			Help: "KMS request attempts (retries included) by account, region, operation and result.",
+		}, []string{"account", "region", "operation", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kms_operator_kms_request_duration_seconds",
-			Help:    "Latency of KMS request attempts by operation.",
+			Help:    "Latency of KMS request attempts by account, region and operation.",
 			Buckets: prometheus.DefBuckets,
-		}, []string{"operation"}),
+		}, []string{"account", "region", "operation"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -68,22 +68,27 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, err
 }
 
-// addTo is a kms.Options.APIOptions entry. It sits in the Finalize step right
-// after the SDK's retry middleware, so it sees every attempt (retries are what
-// eat the quota) with its error already deserialized and classified.
-func (m *metrics) addTo(stack *middleware.Stack) error {
-	return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("KMSOperatorMetrics", m.observe), "Retry", middleware.After)
-}
-
-func (m *metrics) observe(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-	op := awsmiddleware.GetOperationName(ctx)
-	start := time.Now()
-	out, md, err := next.HandleFinalize(ctx, in)
-	m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
-	result := "success"
-	if err != nil {
-		result = resultLabels[ClassOf(classify(op, err))]
+// addTo returns a kms.Options.APIOptions entry counting the requests of one
+// account and region. It sits in the Finalize step right after the SDK's
+// retry middleware, so it sees every attempt (retries are what eat the quota)
+// with its error already deserialized and classified.
+func (m *metrics) addTo(account, region string) func(*middleware.Stack) error {
+	observe := func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		op := awsmiddleware.GetOperationName(ctx)
+		start := time.Now()
+		out, md, err := next.HandleFinalize(ctx, in)
+		m.duration.WithLabelValues(account, region, op).Observe(time.Since(start).Seconds())
+		result := "success"
+		if err != nil {
+			result = resultLabels[ClassOf(classify(op, err))]
+		}
+		m.requests.WithLabelValues(account, region, op, result).Inc()
+		if isWrite(op) {
+			logWrite(ctx, op, account, region, result, md)
+		}
+		return out, md, err
 	}
-	m.requests.WithLabelValues(op, result).Inc()
-	return out, md, err
+	return func(stack *middleware.Stack) error {
+		return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("KMSOperatorMetrics", observe), "Retry", middleware.After)
+	}
 }

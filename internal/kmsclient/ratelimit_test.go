@@ -2,9 +2,15 @@ package kmsclient
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -35,6 +41,41 @@ func TestQuotas(t *testing.T) {
 				t.Errorf("%s: -want +got:\n%s", tc.reason, diff)
 			}
 		})
+	}
+}
+
+// TestAppliedQuotas: the account's applied KMS quotas are read from Service
+// Quotas by name ("CreateKey request rate"), and the pacing follows them times
+// the share; overrides win; other services' or operations' quotas are ignored.
+func TestAppliedQuotas(t *testing.T) {
+	page := func(next string, quotas ...string) reply {
+		body := `{"Quotas":[` + strings.Join(quotas, ",") + `]`
+		if next != "" {
+			body += `,"NextToken":"` + next + `"`
+		}
+		return reply{body: body + `}`}
+	}
+	quota := func(name string, v float64) string {
+		return fmt.Sprintf(`{"ServiceCode":"kms","QuotaName":%q,"QuotaCode":"L-1","Value":%g}`, name, v)
+	}
+	srv := &kmsServer{t: t, replies: map[string][]reply{"ListServiceQuotas": {
+		page("p2", quota("CreateKey request rate", 20), quota("Cryptographic operations (symmetric) request rate", 50000)),
+		page("", quota("DescribeKey request rate", 3000), quota("NoSuchOperation request rate", 1)),
+	}}}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	c := servicequotas.New(servicequotas.Options{Credentials: aws.AnonymousCredentials{}, Region: "us-east-1", BaseEndpoint: aws.String(ts.URL)})
+	applied, err := appliedQuotas(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]float64{"CreateKey": 20, "DescribeKey": 3000}, applied); diff != "" {
+		t.Errorf("applied quotas, -want +got:\n%s", diff)
+	}
+	paced := Pacing{Share: 0.5, Overrides: map[string]float64{"DescribeKey": 100}}.pace(applied)
+	got := map[string]float64{"CreateKey": paced["CreateKey"], "DescribeKey": paced["DescribeKey"], "CreateGrant": paced["CreateGrant"]}
+	if diff := cmp.Diff(map[string]float64{"CreateKey": 10, "DescribeKey": 100, "CreateGrant": 25}, got); diff != "" {
+		t.Errorf("pace: half the applied quota, the override as it is, half the default where none was read; -want +got:\n%s", diff)
 	}
 }
 
@@ -120,6 +161,33 @@ func TestLimiterPaces(t *testing.T) {
 	}
 	if waited < 0.15 {
 		t.Errorf("5 DescribeKey calls at 20/s waited %.3fs in all, want at least 0.15s", waited)
+	}
+}
+
+// TestPerWindow: a pace puts at most floor(n) requests in any one-second
+// window, so that shards whose shares add up to a quota never exceed it
+// together, and stays within 2% of n when n is whole.
+func TestPerWindow(t *testing.T) {
+	tests := []struct {
+		pace      float64
+		maxWindow int // most requests allowed in any one-second window
+	}{
+		{pace: 5, maxWindow: 5},
+		{pace: 4, maxWindow: 4},   // 5 x share 0.8
+		{pace: 2.5, maxWindow: 2}, // 5 x share 0.5: two shards stay at 4 <= 5
+		{pace: 16, maxWindow: 16}, // a raised quota of 20 x 0.8
+		{pace: 0.8, maxWindow: 1}, // GetParametersForImport 1 x 0.8
+		{pace: 1600, maxWindow: 1600},
+	}
+	for _, tc := range tests {
+		r := float64(perWindow(tc.pace))
+		// Evenly spaced at r a second, a window holds ceil(r) requests at most.
+		if inWindow := int(math.Ceil(r)); inWindow > tc.maxWindow {
+			t.Errorf("perWindow(%v) = %v/s: %d requests in a window, want <= %d", tc.pace, r, inWindow, tc.maxWindow)
+		}
+		if want := max(1, math.Floor(tc.pace)); tc.pace >= 1 && r < want*0.97 {
+			t.Errorf("perWindow(%v) = %v/s, want within 3%% of %v", tc.pace, r, want)
+		}
 	}
 }
 

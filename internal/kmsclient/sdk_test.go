@@ -3,6 +3,7 @@ package kmsclient
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -35,10 +36,11 @@ type request struct {
 // kmsServer answers AWS JSON 1.1 requests by X-Amz-Target from per-operation
 // queues of replies, and records every request.
 type kmsServer struct {
-	t        *testing.T
-	mu       sync.Mutex
-	replies  map[string][]reply
-	requests []request
+	t          *testing.T
+	mu         sync.Mutex
+	replies    map[string][]reply
+	requests   []request
+	userAgents []string
 }
 
 func (s *kmsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -53,6 +55,7 @@ func (s *kmsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, request{op, body})
+	s.userAgents = append(s.userAgents, r.Header.Get("User-Agent"))
 	q := s.replies[op]
 	if len(q) == 0 {
 		s.t.Errorf("unexpected call to %s", op)
@@ -60,6 +63,7 @@ func (s *kmsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.replies[op] = q[1:]
+	w.Header().Set("X-Amzn-RequestId", fmt.Sprintf("req-%d", len(s.requests)))
 	status := q[0].status
 	if status == 0 {
 		status = http.StatusOK
@@ -92,18 +96,21 @@ func newPacedTestClient(t *testing.T, replies map[string][]reply, quotas map[str
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := newLimiter(quotas, reg)
+	lm, err := newLimiterMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	l := newLimiter("", "us-east-1", lm)
+	l.set(quotas)
+	count := m.addTo("", "us-east-1")
 	client := kms.New(kms.Options{
 		Credentials: aws.AnonymousCredentials{},
 		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
 			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
 		}),
-	}, clientOptions("us-east-1", ts.URL, m, l))
+	}, clientOptions("us-east-1", ts.URL, count, l))
 	tagging := resourcegroupstaggingapi.New(resourcegroupstaggingapi.Options{Credentials: aws.AnonymousCredentials{}},
-		taggingOptions("us-east-1", ts.URL, m, l))
+		taggingOptions("us-east-1", ts.URL, count, l))
 	return &sdkClient{kms: client, tagging: tagging}, srv, reg
 }
 
@@ -324,11 +331,11 @@ func TestMetricsCountAttempts(t *testing.T) {
 		t.Fatalf("want NotFound, got %v", err)
 	}
 	const want = `
-# HELP kms_operator_kms_requests_total KMS request attempts (retries included) by operation and result.
+# HELP kms_operator_kms_requests_total KMS request attempts (retries included) by account, region, operation and result.
 # TYPE kms_operator_kms_requests_total counter
-kms_operator_kms_requests_total{operation="DescribeKey",result="not_found"} 1
-kms_operator_kms_requests_total{operation="DescribeKey",result="success"} 1
-kms_operator_kms_requests_total{operation="DescribeKey",result="throttled"} 1
+kms_operator_kms_requests_total{account="",operation="DescribeKey",region="us-east-1",result="not_found"} 1
+kms_operator_kms_requests_total{account="",operation="DescribeKey",region="us-east-1",result="success"} 1
+kms_operator_kms_requests_total{account="",operation="DescribeKey",region="us-east-1",result="throttled"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "kms_operator_kms_requests_total"); err != nil {
 		t.Errorf("every attempt, the throttled retry included, is counted by result:\n%v", err)

@@ -89,7 +89,7 @@ func TestHelm(t *testing.T) {
 			}
 		}},
 		step{"metrics through the metrics Service", func(t *testing.T) {
-			scrapeMetrics(t, ns, fullname+"-metrics", `kms_operator_kms_requests_total{operation="CreateKey",result="success"}`)
+			scrapeMetrics(t, ns, fullname+"-metrics", `kms_operator_kms_requests_total{account="",operation="CreateKey",region="us-east-1",result="success"}`)
 		}},
 		step{"leader Pod deleted: handover within the lease, nothing created twice", func(t *testing.T) {
 			old, lease := leader(t, ns)

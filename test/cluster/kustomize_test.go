@@ -49,7 +49,7 @@ func TestKustomize(t *testing.T) {
 		}},
 		step{"samples Ready, metrics through the metrics Service", func(t *testing.T) {
 			applySamples(t, ns)
-			scrapeMetrics(t, system, "kms-operator-metrics", `kms_operator_kms_requests_total{operation="CreateKey",result="success"}`)
+			scrapeMetrics(t, system, "kms-operator-metrics", `kms_operator_kms_requests_total{account="",operation="CreateKey",region="us-east-1",result="success"}`)
 		}},
 		step{"delete: the samples' keys released, the install removed", func(t *testing.T) {
 			objs := sampleObjects(t, ns)

@@ -99,7 +99,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: client:", err)
 		return 1
 	}
-	kmsProvider, err = kmsclient.NewProvider(ctx, kmsclient.ProviderOptions{})
+	kmsProvider, err = kmsclient.NewProvider(ctx, kmsclient.ProviderOptions{AppID: "kms-operator-e2e"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: kms:", err)
 		return 1
@@ -111,6 +111,15 @@ func run(m *testing.M) int {
 	for _, ns := range []string{nsMain, nsOther, nsOpen, nsSystem} {
 		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: namespace:", err)
+			return 1
+		}
+	}
+	for _, role := range longLivedRoles {
+		if realAWS {
+			break
+		}
+		if err := registerPrincipal("arn:aws:iam::111122223333:role/"+role, "24h"); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
 			return 1
 		}
 	}

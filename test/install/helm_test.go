@@ -196,8 +196,8 @@ func TestHelmTemplate(t *testing.T) {
 				t.Error("a ServiceMonitor is rendered though metrics.serviceMonitor.enabled is false")
 			}
 			r.one(t, "Service")
-			if r.container.Env != nil {
-				t.Errorf("env = %v, want none", r.container.Env)
+			if len(r.container.Env) != 1 {
+				t.Errorf("env = %v, want only MEMORY_LIMIT", r.container.Env)
 			}
 		},
 	}, {
@@ -228,7 +228,7 @@ func TestHelmTemplate(t *testing.T) {
 			if got := sa.GetAnnotations()["eks.amazonaws.com/role-arn"]; got != "arn:aws:iam::111122223333:role/kms-operator" {
 				t.Errorf("ServiceAccount IRSA annotation = %q", got)
 			}
-			if len(r.container.Env) != 1 || r.container.Env[0].Name != "AWS_STS_REGIONAL_ENDPOINTS" || r.container.Env[0].Value != "regional" {
+			if len(r.container.Env) != 2 || r.container.Env[1].Name != "AWS_STS_REGIONAL_ENDPOINTS" || r.container.Env[1].Value != "regional" {
 				t.Errorf("env = %v", r.container.Env)
 			}
 			if got := r.deploy.Spec.Template.Annotations["example.com/scrape"]; got != "false" {
@@ -416,6 +416,7 @@ func checkHardening(t *testing.T, d appsv1.Deployment) {
 	t.Helper()
 	pod := d.Spec.Template.Spec
 	c := pod.Containers[0]
+	memoryLimitFromDownwardAPI(t, c)
 	psc, sc := pod.SecurityContext, c.SecurityContext
 	if psc == nil || sc == nil {
 		t.Fatalf("%s: pod securityContext %v, container securityContext %v", d.Name, psc, sc)
@@ -509,4 +510,17 @@ func selects(selector, labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// memoryLimitFromDownwardAPI: the container's memory limit reaches the
+// operator as MEMORY_LIMIT, which sets its soft memory limit (GOMEMLIMIT).
+func memoryLimitFromDownwardAPI(t *testing.T, c corev1.Container) {
+	t.Helper()
+	for _, e := range c.Env {
+		if e.Name == "MEMORY_LIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil &&
+			e.ValueFrom.ResourceFieldRef.Resource == "limits.memory" {
+			return
+		}
+	}
+	t.Errorf("container %s has no MEMORY_LIMIT from limits.memory: %+v", c.Name, c.Env)
 }
