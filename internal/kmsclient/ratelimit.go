@@ -24,6 +24,7 @@ var DefaultQuotas = map[string]float64{
 	"DescribeKey": 2000, "ListResourceTags": 2000,
 	"GetKeyPolicy": 1000, "GetKeyRotationStatus": 1000,
 	"ListKeys": 500, "ListAliases": 500, "ListGrants": 100,
+	"GetKeyLastUsage": 5,
 }
 
 // Quotas scales quotas by share (the part of the account's quota this
