@@ -92,8 +92,11 @@ func TestServiceGrantRejected(t *testing.T) {
 		{
 			name:   "service principal that is no service principal",
 			reason: "KMS's pattern: dotted names such as logs.amazonaws.com",
-			mutate: func(s *v1alpha1.GrantSpec) { toService(s); s.GranteeServicePrincipal = "arn:aws:iam::111122223333:role/app" },
-			want:   "spec.granteeServicePrincipal in body should match",
+			mutate: func(s *v1alpha1.GrantSpec) {
+				toService(s)
+				s.GranteeServicePrincipal = "arn:aws:iam::111122223333:role/app"
+			},
+			want: "spec.granteeServicePrincipal in body should match",
 		},
 		{
 			name:   "retiring service principal that is no service principal",

@@ -263,8 +263,8 @@ func TestSDKClient(t *testing.T) {
 				body:   `{"KeyId":"` + testID + `","KeyCreationDate":1.7e9,"TrackingStartDate":1.7e9,"KeyLastUsage":{}}`,
 				header: map[string]string{"Date": "Wed, 22 Nov 2023 12:00:00 GMT"},
 			}}},
-			call: func(c *sdkClient) (any, error) { return c.GetKeyLastUsage(ctx, testID) },
-			want: &LastUsage{TrackingStart: created, KeyCreation: created, At: time.Date(2023, 11, 22, 12, 0, 0, 0, time.UTC)},
+			call:         func(c *sdkClient) (any, error) { return c.GetKeyLastUsage(ctx, testID) },
+			want:         &LastUsage{TrackingStart: created, KeyCreation: created, At: time.Date(2023, 11, 22, 12, 0, 0, 0, time.UTC)},
 			wantRequests: []request{{"GetKeyLastUsage", map[string]any{"KeyId": testID}}},
 		},
 		"CreateGrantGarbledResponse": {
