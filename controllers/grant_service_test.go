@@ -68,8 +68,10 @@ func TestCompareGrant(t *testing.T) {
 			verdict: differs,
 		},
 		"RoleByUniqueID": {
-			reason:  "An IAM principal shown as its unique id is not known yet, as before.",
-			listed:  func(g *kmsclient.Grant) { *g = kmsclient.Grant{Name: "n", GranteePrincipal: "AROAEXAMPLE", Operations: []string{"Decrypt"}} },
+			reason: "An IAM principal shown as its unique id is not known yet, as before.",
+			listed: func(g *kmsclient.Grant) {
+				*g = kmsclient.Grant{Name: "n", GranteePrincipal: "AROAEXAMPLE", Operations: []string{"Decrypt"}}
+			},
 			want:    toRole,
 			verdict: unknownYet,
 		},

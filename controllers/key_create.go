@@ -50,7 +50,7 @@ func (r *KeyReconciler) create(ctx context.Context, api kmsclient.API, key *kmsv
 
 	key.Status.KeyID, key.Status.ARN = k.ID, k.ARN
 	// A new key's aspects are known from the CreateKey input: no reads.
-	obs := &observed{key: k, tags: tags}
+	obs := &observed{key: k, tags: tags, created: true}
 	if key.Spec.Policy != "" {
 		obs.policy = &key.Spec.Policy
 	}
