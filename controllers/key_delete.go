@@ -76,7 +76,7 @@ func (r *KeyReconciler) releaseKey(ctx context.Context, api kmsclient.API, key *
 // the key used recently (a GetKeyLastUsage call).
 func (r *KeyReconciler) guardDeletion(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key, id string) error {
 	if key.Spec.WaitsForReferences() {
-		if err := r.holdForReferences(ctx, key); err != nil {
+		if err := r.holdForReferences(ctx, key, id); err != nil {
 			return err
 		}
 	}

@@ -70,9 +70,9 @@ func (ref keyReference) references(key *kmsv1alpha1.Key) bool {
 	return ref.keyID != "" && ref.keyID == key.Status.KeyID && (ref.region == "" || ref.region == regionOfARN(key.Status.ARN))
 }
 
-// holdForReferences holds the deletion of key while objects of its
-// namespace reference it, naming them. It reads only the cache.
-func (r *KeyReconciler) holdForReferences(ctx context.Context, key *kmsv1alpha1.Key) error {
+// holdForReferences holds the deletion of key's KMS key id while objects of
+// its namespace reference the Key, naming them. It reads only the cache.
+func (r *KeyReconciler) holdForReferences(ctx context.Context, key *kmsv1alpha1.Key, id string) error {
 	var aliases kmsv1alpha1.AliasList
 	var grants kmsv1alpha1.GrantList
 	for _, l := range []client.ObjectList{&aliases, &grants} {
@@ -101,7 +101,7 @@ func (r *KeyReconciler) holdForReferences(ctx context.Context, key *kmsv1alpha1.
 	return heldDeletion(kmsv1alpha1.ReasonStillReferenced, fmt.Sprintf(
 		"the Key is still referenced by %s in namespace %s: the deletion of KMS key %s waits until they are deleted or reference another key. "+
 			"To delete the key anyway, set spec.deletionProtection.references: Ignore (the operator never deletes them itself)",
-		strings.Join(names, ", "), key.Namespace, key.Status.KeyID))
+		strings.Join(names, ", "), key.Namespace, id))
 }
 
 // heldKeysOf maps an Alias or Grant to the Keys being deleted that it
