@@ -31,14 +31,14 @@ type KeyReconciler struct {
 	memory   *keyMemory
 }
 
-// SetupWithManager registers the reconciler, its field index and the watch
+// SetupWithManager registers the reconciler, its field indexes and the watch
 // of the Aliases and Grants a Key's deletion may wait for
 // (key_referrers.go).
 func (r *KeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.client = mgr.GetClient()
 	r.recorder = mgr.GetEventRecorder("kms-operator")
 	r.memory = newKeyMemory()
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kmsv1alpha1.Key{}, keyIDField, indexKeyID); err != nil {
+	if err := indexReferrers(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	referrers := handler.EnqueueRequestsFromMapFunc(r.heldKeysOf)

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -30,6 +31,32 @@ func indexKeyID(o client.Object) []string {
 		return []string{id}
 	}
 	return nil
+}
+
+// referenceField indexes Aliases and Grants by what they reference:
+// "name:<Key>" and "id:<key id>", so that a Key being deleted finds its
+// referrers without reading every object of its namespace.
+const referenceField = ".keyReference"
+
+func indexReference(o client.Object) []string {
+	ref := referenceOf(o)
+	var values []string
+	if ref.name != "" {
+		values = append(values, "name:"+ref.name)
+	}
+	if ref.keyID != "" {
+		values = append(values, "id:"+ref.keyID)
+	}
+	return values
+}
+
+// indexReferrers registers the indexes the Key reconciler reads.
+func indexReferrers(ctx context.Context, indexer client.FieldIndexer) error {
+	return errors.Join(
+		indexer.IndexField(ctx, &kmsv1alpha1.Key{}, keyIDField, indexKeyID),
+		indexer.IndexField(ctx, &kmsv1alpha1.Alias{}, referenceField, indexReference),
+		indexer.IndexField(ctx, &kmsv1alpha1.Grant{}, referenceField, indexReference),
+	)
 }
 
 // keyReference is what an Alias or Grant references: a Key by name, and a
@@ -73,22 +100,26 @@ func (ref keyReference) references(key *kmsv1alpha1.Key) bool {
 // holdForReferences holds the deletion of key's KMS key id while objects of
 // its namespace reference the Key, naming them. It reads only the cache.
 func (r *KeyReconciler) holdForReferences(ctx context.Context, key *kmsv1alpha1.Key, id string) error {
-	var aliases kmsv1alpha1.AliasList
-	var grants kmsv1alpha1.GrantList
-	for _, l := range []client.ObjectList{&aliases, &grants} {
-		if err := r.client.List(ctx, l, client.InNamespace(key.Namespace)); err != nil {
-			return err
+	found := map[string]bool{}
+	for _, value := range []string{"name:" + key.Name, "id:" + id} {
+		var aliases kmsv1alpha1.AliasList
+		var grants kmsv1alpha1.GrantList
+		for _, l := range []client.ObjectList{&aliases, &grants} {
+			if err := r.client.List(ctx, l, client.InNamespace(key.Namespace), client.MatchingFields{referenceField: value}); err != nil {
+				return err
+			}
+		}
+		for i := range aliases.Items {
+			found["Alias "+aliases.Items[i].Name] = found["Alias "+aliases.Items[i].Name] || referenceOf(&aliases.Items[i]).references(key)
+		}
+		for i := range grants.Items {
+			found["Grant "+grants.Items[i].Name] = found["Grant "+grants.Items[i].Name] || referenceOf(&grants.Items[i]).references(key)
 		}
 	}
 	var names []string
-	for i := range aliases.Items {
-		if referenceOf(&aliases.Items[i]).references(key) {
-			names = append(names, "Alias "+aliases.Items[i].Name)
-		}
-	}
-	for i := range grants.Items {
-		if referenceOf(&grants.Items[i]).references(key) {
-			names = append(names, "Grant "+grants.Items[i].Name)
+	for name, refers := range found {
+		if refers {
+			names = append(names, name)
 		}
 	}
 	if len(names) == 0 {
