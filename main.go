@@ -47,6 +47,7 @@ type config struct {
 	clusterName                 string
 	allowAdoption               bool
 	allowUnmanagedKeyReferences bool
+	readKeyLastUsage            bool
 	leaderElect                 bool
 	leaderElectionNamespace     string
 	metricsAddr, probeAddr      string
@@ -70,6 +71,7 @@ func main() {
 	flag.StringVar(&c.clusterName, "cluster-name", "", "Name of this cluster, unique among the clusters sharing an AWS account, written into the ownership tags of the keys it creates (required).")
 	flag.BoolVar(&c.allowAdoption, "allow-adoption", false, "Allow Key objects to adopt existing KMS keys through spec.keyID.")
 	flag.BoolVar(&c.allowUnmanagedKeyReferences, "allow-unmanaged-key-references", false, "Allow Alias and Grant objects to reference, by raw key id, keys the operator does not own.")
+	flag.BoolVar(&c.readKeyLastUsage, "read-key-last-usage", false, "Show each Key's last cryptographic use in status.lastUsage, read with one GetKeyLastUsage call per key per sync period (Keys with spec.deletionProtection.unusedForDays read it anyway).")
 	flag.BoolVar(&c.leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
 	flag.StringVar(&c.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (default: the Pod's namespace).")
 	flag.StringVar(&c.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
@@ -168,6 +170,7 @@ func run(ctx context.Context, c config) error {
 		AllowAdoption:               c.allowAdoption,
 		AllowUnmanagedKeyReferences: c.allowUnmanagedKeyReferences,
 		ConsistencyWindow:           c.consistencyWindow,
+		ReadKeyLastUsage:            c.readKeyLastUsage,
 	}
 	if err := controllers.SetupAll(mgr, opts); err != nil {
 		return err

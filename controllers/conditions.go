@@ -40,13 +40,14 @@ func reportSuccess(obj object, message string) {
 }
 
 // reportFailure puts f on Synced and emits an event when Synced changes, so
-// a lasting problem does not add an event at every resync. Ready follows the
-// one rule for every kind (see failure.passing): a passing fault leaves it as
-// the last observation of this generation set it; anything else, or a
-// generation not yet observed, makes it False with the same reason.
+// a lasting problem does not add an event at every resync (unless f says to
+// repeat it). Ready follows the one rule for every kind (see
+// failure.passing): a passing fault leaves it as the last observation of
+// this generation set it; anything else, or a generation not yet observed,
+// makes it False with the same reason.
 func (l *lifecycle[T]) reportFailure(obj T, f failure) {
 	prev := findCondition(obj, kmsv1alpha1.ConditionSynced)
-	if prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != f.reason || prev.Message != f.message {
+	if f.repeat || prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != f.reason || prev.Message != f.message {
 		l.recorder.Eventf(obj, nil, f.eventType, f.reason, "Reconcile", "%s", f.message)
 	}
 	setSynced(obj, false, f.reason, f.message)

@@ -25,6 +25,8 @@ type failure struct {
 	// eventType is Normal for expected, self-healing waits and Warning for
 	// what may need a person.
 	eventType string
+	// repeat: an event at every occurrence, not only when Synced changes.
+	repeat bool
 }
 
 // failureRule is one row of the table below.
@@ -63,7 +65,11 @@ func failureOf(err error) failure {
 	msg := err.Error()
 	var pe *propagatingError
 	if errors.As(err, &pe) {
-		return failure{kmsv1alpha1.ReasonPropagating, msg, true, true, corev1.EventTypeNormal}
+		return failure{reason: kmsv1alpha1.ReasonPropagating, message: msg, retry: true, passing: true, eventType: corev1.EventTypeNormal}
+	}
+	var he *heldError
+	if errors.As(err, &he) {
+		return failure{reason: he.reason, message: msg, eventType: corev1.EventTypeWarning, repeat: true}
 	}
 	var se *specError
 	if errors.As(err, &se) {
@@ -71,10 +77,10 @@ func failureOf(err error) failure {
 		if se.reason == kmsv1alpha1.ReasonWaitingForKey {
 			typ = corev1.EventTypeNormal // expected while a Key and its users are applied together
 		}
-		return failure{se.reason, se.msg, false, false, typ}
+		return failure{reason: se.reason, message: se.msg, eventType: typ}
 	}
 	rule := kmsFailures[kmsclient.ClassOf(err)]
-	return failure{rule.reason, rule.prefix + msg, rule.retry, rule.passing, rule.eventType}
+	return failure{reason: rule.reason, message: rule.prefix + msg, retry: rule.retry, passing: rule.passing, eventType: rule.eventType}
 }
 
 // specError is a problem a person must fix in the spec or in KMS (for
@@ -87,3 +93,16 @@ type specError struct {
 func (e *specError) Error() string { return e.msg }
 
 func newSpecError(reason, msg string) error { return &specError{reason: reason, msg: msg} }
+
+// heldError is a deletion the operator holds back on purpose
+// (spec.deletionProtection). Someone is waiting for the object to go, so
+// every reconcile that holds it says so in an event; it is looked at again
+// at the resync, or when the spec or a referencing object changes.
+type heldError struct {
+	reason string
+	msg    string
+}
+
+func (e *heldError) Error() string { return e.msg }
+
+func heldDeletion(reason, msg string) error { return &heldError{reason: reason, msg: msg} }

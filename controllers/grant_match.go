@@ -61,16 +61,18 @@ func sortGrants(grants []kmsclient.Grant, want kmsclient.GrantInput, recordedID 
 	return found
 }
 
-// compareGrant compares a listed grant with the spec: the name, principals,
-// operations as a set, the constraints as maps (absent and empty are the same).
+// compareGrant compares a listed grant with the spec: the name, grantee and
+// retiring principals, operations as a set, the constraints (absent and
+// empty are the same).
 func compareGrant(gr kmsclient.Grant, want kmsclient.GrantInput) verdict {
-	if gr.Name != want.Name ||
+	if gr.Name != want.Name || gr.SourceARN != want.SourceARN ||
 		!slices.Equal(slices.Sorted(slices.Values(gr.Operations)), slices.Sorted(slices.Values(want.Operations))) ||
 		!maps.Equal(gr.EncryptionContextSubset, want.EncryptionContextSubset) ||
 		!maps.Equal(gr.EncryptionContextEquals, want.EncryptionContextEquals) {
 		return differs
 	}
-	grantee, retiring := comparePrincipal(gr.GranteePrincipal, want.GranteePrincipal), comparePrincipal(gr.RetiringPrincipal, want.RetiringPrincipal)
+	grantee := compareGrantee(gr.GranteePrincipal, gr.GranteeServicePrincipal, want.GranteePrincipal, want.GranteeServicePrincipal)
+	retiring := compareGrantee(gr.RetiringPrincipal, gr.RetiringServicePrincipal, want.RetiringPrincipal, want.RetiringServicePrincipal)
 	switch {
 	case grantee == differs || retiring == differs:
 		return differs
@@ -80,7 +82,29 @@ func compareGrant(gr kmsclient.Grant, want kmsclient.GrantInput) verdict {
 	return matches
 }
 
-// comparePrincipal compares a principal as ListGrants shows it with the
+// compareGrantee compares a grantee (or retiring principal) as listed with
+// the declared one, each an IAM principal or a service principal. KMS lists
+// a service principal as given, never as a unique id, and a grant made for
+// one carries it in its own field: beside it, whatever the principal field
+// shows is a display value that says nothing more.
+func compareGrantee(listed, listedService, declared, declaredService string) verdict {
+	switch {
+	case declaredService != "":
+		return same(listedService == declaredService)
+	case listedService != "":
+		return differs
+	}
+	return comparePrincipal(listed, declared)
+}
+
+func same(equal bool) verdict {
+	if equal {
+		return matches
+	}
+	return differs
+}
+
+// comparePrincipal compares an IAM principal as ListGrants shows it with the
 // declared one.
 func comparePrincipal(listed, declared string) verdict {
 	switch {
@@ -110,16 +134,18 @@ func defaultGrantName(g *kmsv1alpha1.Grant) string { return "kms-operator-" + st
 
 func grantInput(g *kmsv1alpha1.Grant, keyID string) kmsclient.GrantInput {
 	in := kmsclient.GrantInput{
-		KeyID:             keyID,
-		Name:              grantName(g),
-		GranteePrincipal:  g.Spec.GranteePrincipal,
-		RetiringPrincipal: g.Spec.RetiringPrincipal,
+		KeyID:                    keyID,
+		Name:                     grantName(g),
+		GranteePrincipal:         g.Spec.GranteePrincipal,
+		GranteeServicePrincipal:  g.Spec.GranteeServicePrincipal,
+		RetiringPrincipal:        g.Spec.RetiringPrincipal,
+		RetiringServicePrincipal: g.Spec.RetiringServicePrincipal,
 	}
 	for _, op := range g.Spec.Operations {
 		in.Operations = append(in.Operations, string(op))
 	}
 	if c := g.Spec.Constraints; c != nil {
-		in.EncryptionContextSubset, in.EncryptionContextEquals = c.EncryptionContextSubset, c.EncryptionContextEquals
+		in.EncryptionContextSubset, in.EncryptionContextEquals, in.SourceARN = c.EncryptionContextSubset, c.EncryptionContextEquals, c.SourceArn
 	}
 	return in
 }

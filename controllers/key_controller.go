@@ -7,7 +7,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 	"github.com/kmsoperator/kms-operator/internal/policy"
@@ -28,12 +30,21 @@ type KeyReconciler struct {
 	memory   *keyMemory
 }
 
-// SetupWithManager registers the reconciler.
+// SetupWithManager registers the reconciler, its field indexes and the watch
+// of the Aliases and Grants a Key's deletion may wait for
+// (key_referrers.go).
 func (r *KeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.client = mgr.GetClient()
 	r.recorder = mgr.GetEventRecorder("kms-operator")
 	r.memory = newKeyMemory()
-	return newController(mgr, "Key", &kmsv1alpha1.Key{}, r.Options).Complete(r)
+	if err := indexReferrers(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	referrers := handler.EnqueueRequestsFromMapFunc(r.heldKeysOf)
+	return newController(mgr, "Key", &kmsv1alpha1.Key{}, r.Options).
+		Watches(&kmsv1alpha1.Alias{}, referrers, builder.WithPredicates(referenceReleased)).
+		Watches(&kmsv1alpha1.Grant{}, referrers, builder.WithPredicates(referenceReleased)).
+		Complete(r)
 }
 
 // Reconcile runs the shared lifecycle with the Key's steps.
@@ -92,10 +103,16 @@ func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Ke
 
 	ds := r.diff(key, obs)
 	if key.Spec.Observes() {
+		if err := r.observeLastUsage(ctx, api, key, obs); err != nil {
+			return ctrl.Result{}, err
+		}
 		return r.reportObserved(key, ds), nil
 	}
 	applied, err := r.apply(ctx, api, key, ds)
 	r.eventChanges(key, obs, applied)
+	if err == nil {
+		err = r.observeLastUsage(ctx, api, key, obs)
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}

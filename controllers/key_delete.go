@@ -53,6 +53,9 @@ func (r *KeyReconciler) releaseKey(ctx context.Context, api kmsclient.API, key *
 	if kmsclient.PendingDeletion(k.State) {
 		return nil
 	}
+	if err := r.guardDeletion(ctx, api, key, id); err != nil {
+		return err
+	}
 	d, err := api.ScheduleDeletion(ctx, id, key.Spec.EffectivePendingWindowInDays())
 	if err != nil {
 		return r.stale(key, err)
@@ -64,6 +67,22 @@ func (r *KeyReconciler) releaseKey(ctx context.Context, api kmsclient.API, key *
 		when = "on " + d.Date.UTC().Format(time.RFC3339)
 	}
 	r.event(key, corev1.EventTypeNormal, "DeletionScheduled", "ScheduleKeyDeletion", "KMS key %s scheduled for deletion %s", id, when)
+	return nil
+}
+
+// guardDeletion holds the deletion of key id back while
+// spec.deletionProtection says to: while objects of the namespace still
+// reference the Key (the cache tells, at no KMS call), then while KMS saw
+// the key used recently (a GetKeyLastUsage call).
+func (r *KeyReconciler) guardDeletion(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key, id string) error {
+	if key.Spec.WaitsForReferences() {
+		if err := r.holdForReferences(ctx, key, id); err != nil {
+			return err
+		}
+	}
+	if days := key.Spec.UnusedForDays(); days > 0 {
+		return r.holdForUse(ctx, api, key, id, days)
+	}
 	return nil
 }
 

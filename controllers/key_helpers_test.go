@@ -117,8 +117,11 @@ func newKeyEnv(t *testing.T, objs ...client.Object) *keyEnv {
 		t:        t,
 		provider: p,
 		kms:      p.Fake(""),
-		c:        fake.NewClientBuilder().WithScheme(s).WithStatusSubresource(&kmsv1alpha1.Key{}).WithObjects(objs...).Build(),
-		opts:     Options{KMS: p, SyncPeriod: keySyncPeriod, ClusterName: keyTestCluster},
+		c: fake.NewClientBuilder().WithScheme(s).WithStatusSubresource(&kmsv1alpha1.Key{}).WithObjects(objs...).
+			WithIndex(&kmsv1alpha1.Key{}, keyIDField, indexKeyID).
+			WithIndex(&kmsv1alpha1.Alias{}, referenceField, indexReference).
+			WithIndex(&kmsv1alpha1.Grant{}, referenceField, indexReference).Build(),
+		opts: Options{KMS: p, SyncPeriod: keySyncPeriod, ClusterName: keyTestCluster},
 	}
 	e.restart()
 	return e

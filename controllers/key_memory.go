@@ -36,6 +36,9 @@ type keyNotes struct {
 	// enabled, disabled, deletion scheduled or cancelled): KMS may answer
 	// from before it for a while (consistency.go).
 	lastWrite time.Time
+	// lastUsageRead is when this process last read the key's last usage
+	// (key_last_usage.go): it is read at most once per sync period.
+	lastUsageRead time.Time
 }
 
 func newKeyMemory() *keyMemory { return &keyMemory{notes: map[types.UID]*keyNotes{}} }
@@ -79,6 +82,18 @@ func (m *keyMemory) setNoKeyYet(uid types.UID, none bool) {
 // wrote records a change of the key's state made now.
 func (m *keyMemory) wrote(uid types.UID) {
 	m.with(uid, func(n *keyNotes) { n.lastWrite = time.Now() })
+}
+
+// lastUsageDue reports whether the key's last usage may be read again: it
+// was not read in this process within 90% of period. Resyncs come with 10%
+// jitter, so each reads it once, and reconciles in between do not.
+func (m *keyMemory) lastUsageDue(uid types.UID, period time.Duration) bool {
+	return time.Since(m.read(uid).lastUsageRead) >= period*9/10
+}
+
+// lastUsageReadNow records a read of the key's last usage made now.
+func (m *keyMemory) lastUsageReadNow(uid types.UID) {
+	m.with(uid, func(n *keyNotes) { n.lastUsageRead = time.Now() })
 }
 
 // annotated records the create-started value this process wrote.

@@ -18,7 +18,9 @@ type observed struct {
 	policy   *string             // nil when the spec declares no policy
 	rotation *kmsclient.Rotation // nil when the key cannot rotate
 	tags     map[string]string
-	created  bool // by this reconcile
+	// created: the key was made in this reconcile, known from the
+	// CreateKey input, and nothing about it is read yet.
+	created bool
 }
 
 // observe finds the key this object manages (adopting, finding or creating

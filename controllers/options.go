@@ -32,6 +32,9 @@ type Options struct {
 	// ConsistencyWindow bounds how long KMS's answers may lag behind the
 	// operator's own writes (consistency.go); 0 is DefaultConsistencyWindow.
 	ConsistencyWindow time.Duration
+	// ReadKeyLastUsage shows every Key's last use in status
+	// (key_last_usage.go), at a GetKeyLastUsage call per sync period.
+	ReadKeyLastUsage bool
 }
 
 // The RBAC every reconciler needs besides its own kind. The reconcilers only

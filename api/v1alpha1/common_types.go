@@ -35,6 +35,13 @@ const (
 	// ReasonAccessDenied: IAM or the key policy denies the operator a call;
 	// retried with backoff until a person grants it.
 	ReasonAccessDenied = "AccessDenied"
+	// ReasonDeletionProtected: a deleted Key's key was used within
+	// spec.deletionProtection.unusedForDays, or KMS cannot tell: its
+	// deletion is not scheduled.
+	ReasonDeletionProtected = "DeletionProtected"
+	// ReasonStillReferenced: a deleted Key is still referenced by Aliases or
+	// Grants of its namespace: its key's deletion waits for them.
+	ReasonStillReferenced = "StillReferenced"
 )
 
 // Finalizer is set on every object whose KMS resource the operator must clean up.

@@ -18,7 +18,8 @@ const (
 )
 
 // GrantConstraints limit the grant to requests with a matching encryption
-// context. At most one of the two may be set.
+// context (at most one of the two), and a grant to an AWS service to
+// requests it makes on behalf of one resource (sourceArn).
 // +kubebuilder:validation:XValidation:rule="!(has(self.encryptionContextSubset) && has(self.encryptionContextEquals))",message="spec.constraints: set encryptionContextSubset or encryptionContextEquals, not both"
 type GrantConstraints struct {
 	// EncryptionContextSubset: the request's encryption context must include
@@ -29,12 +30,26 @@ type GrantConstraints struct {
 	// these pairs.
 	// +optional
 	EncryptionContextEquals map[string]string `json:"encryptionContextEquals,omitempty"`
+	// SourceArn: the AWS service of granteeServicePrincipal may use the key
+	// only on behalf of the resource with this ARN (for example its log
+	// group). Required with granteeServicePrincipal, and only allowed with
+	// it: KMS evaluates it only for requests an AWS service makes.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^arn:[a-z0-9-]+:[a-z0-9-]+:')",message="spec.constraints.sourceArn must be an ARN: arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE"
+	// +optional
+	SourceArn string `json:"sourceArn,omitempty"`
 }
 
 // GrantSpec is the declared state of a KMS grant. KMS grants cannot be
 // changed: a change to the spec replaces the grant (the new one is created
 // before the old one is revoked).
 // +kubebuilder:validation:XValidation:rule="has(self.keyRef) != has(self.keyID)",message="exactly one of spec.keyRef or spec.keyID must be set"
+// +kubebuilder:validation:XValidation:rule="has(self.granteePrincipal) != has(self.granteeServicePrincipal)",message="exactly one of spec.granteePrincipal (an IAM ARN) or spec.granteeServicePrincipal (an AWS service such as logs.amazonaws.com) must be set"
+// +kubebuilder:validation:XValidation:rule="!(has(self.retiringPrincipal) && has(self.retiringServicePrincipal))",message="set spec.retiringPrincipal or spec.retiringServicePrincipal, not both"
+// +kubebuilder:validation:XValidation:rule="!has(self.granteeServicePrincipal) || has(self.retiringPrincipal) || has(self.retiringServicePrincipal)",message="spec.granteeServicePrincipal needs spec.retiringPrincipal or spec.retiringServicePrincipal: KMS requires one for a grant to an AWS service"
+// +kubebuilder:validation:XValidation:rule="!has(self.granteeServicePrincipal) || (has(self.constraints) && has(self.constraints.sourceArn))",message="spec.granteeServicePrincipal needs spec.constraints.sourceArn: KMS lets an AWS service use the key only on behalf of the resource it names"
+// +kubebuilder:validation:XValidation:rule="has(self.granteeServicePrincipal) || !has(self.constraints) || !has(self.constraints.sourceArn)",message="spec.constraints.sourceArn is only for a grant to an AWS service (spec.granteeServicePrincipal): KMS evaluates it only for requests a service makes"
 type GrantSpec struct {
 	// KeyRef names a Key in the same namespace.
 	// +optional
@@ -48,17 +63,35 @@ type GrantSpec struct {
 	// +optional
 	KeyID string `json:"keyID,omitempty"`
 
-	// GranteePrincipal receives the permissions: an IAM ARN or an AWS service
-	// principal.
+	// GranteePrincipal receives the permissions: the ARN of an IAM role,
+	// user, assumed role, federated user or account. For an AWS service use
+	// granteeServicePrincipal. Exactly one of the two.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
-	GranteePrincipal string `json:"granteePrincipal"`
+	// +optional
+	GranteePrincipal string `json:"granteePrincipal,omitempty"`
 
-	// RetiringPrincipal may retire the grant.
+	// GranteeServicePrincipal is an AWS service principal that receives the
+	// permissions, such as logs.amazonaws.com. It needs constraints.sourceArn
+	// and a retiring principal (KMS requires both).
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^([A-Za-z0-9-]+)\.([A-Za-z0-9-]+)(\.[A-Za-z0-9-]+)+$`
+	// +optional
+	GranteeServicePrincipal string `json:"granteeServicePrincipal,omitempty"`
+
+	// RetiringPrincipal may retire the grant: an IAM ARN.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	RetiringPrincipal string `json:"retiringPrincipal,omitempty"`
+
+	// RetiringServicePrincipal is an AWS service principal that may retire
+	// the grant, such as logs.amazonaws.com. At most one of retiringPrincipal
+	// and retiringServicePrincipal.
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^([A-Za-z0-9-]+)\.([A-Za-z0-9-]+)(\.[A-Za-z0-9-]+)+$`
+	// +optional
+	RetiringServicePrincipal string `json:"retiringServicePrincipal,omitempty"`
 
 	// Operations the grant allows.
 	// +kubebuilder:validation:MinItems=1

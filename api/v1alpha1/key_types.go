@@ -27,12 +27,20 @@ type DeletionPolicy string
 // +kubebuilder:validation:Enum=Manage;Observe
 type ManagementPolicy string
 
+// ReferencesPolicy says whether the deletion of a Key waits for the Aliases
+// and Grants that reference it.
+// +kubebuilder:validation:Enum=Wait;Ignore
+type ReferencesPolicy string
+
 const (
 	DeletionPolicyDelete DeletionPolicy = "Delete"
 	DeletionPolicyRetain DeletionPolicy = "Retain"
 
 	ManagementPolicyManage  ManagementPolicy = "Manage"
 	ManagementPolicyObserve ManagementPolicy = "Observe"
+
+	ReferencesWait   ReferencesPolicy = "Wait"
+	ReferencesIgnore ReferencesPolicy = "Ignore"
 
 	KeySpecSymmetricDefault KeySpecType = "SYMMETRIC_DEFAULT"
 	OriginAWSKMS            OriginType  = "AWS_KMS"
@@ -59,6 +67,30 @@ type KeyRotation struct {
 	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	OnDemandRequest string `json:"onDemandRequest,omitempty"`
+}
+
+// KeyDeletionProtection guards the data under a key when its Key is deleted
+// with deletionPolicy Delete: a guard that holds leaves the key as it is and
+// keeps the Key, being deleted, until the guard lets go or is removed.
+type KeyDeletionProtection struct {
+	// UnusedForDays: the key is scheduled for deletion only once KMS reports
+	// no cryptographic use of it (Encrypt, Decrypt, Sign, ...) for this many
+	// days. While KMS cannot tell (it has not tracked the key's use that
+	// long), the deletion waits too. Each check costs a GetKeyLastUsage
+	// call. Omitted: no such guard.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3650
+	// +optional
+	UnusedForDays int32 `json:"unusedForDays,omitempty"`
+
+	// References: Wait (the default, also when deletionProtection is
+	// omitted) keeps the key while Aliases or Grants in the namespace
+	// reference the Key (by keyRef/targetKeyRef, or by its key id in their
+	// status), and names them; Ignore schedules the deletion anyway. The
+	// operator never deletes the referencing objects.
+	// +kubebuilder:default=Wait
+	// +optional
+	References ReferencesPolicy `json:"references,omitempty"`
 }
 
 // KeySpec is the declared state of a KMS key.
@@ -146,6 +178,12 @@ type KeySpec struct {
 	// +optional
 	PendingWindowInDays int32 `json:"pendingWindowInDays,omitempty"`
 
+	// DeletionProtection holds back the scheduling of the key's deletion
+	// (deletionPolicy Delete) while the key was used recently or is still
+	// referenced. Without it, references are waited for all the same.
+	// +optional
+	DeletionProtection *KeyDeletionProtection `json:"deletionProtection,omitempty"`
+
 	// KeyID adopts an existing key (id or ARN) instead of creating one. The
 	// operator must run with --allow-adoption. An ARN names the key's region
 	// too. Alias names are refused: an alias can be moved to another key.
@@ -188,6 +226,27 @@ type KeyRotationStatus struct {
 	LastOnDemandRequest string `json:"lastOnDemandRequest,omitempty"`
 }
 
+// KeyLastUsage is the key's last cryptographic use as KMS reports it
+// (GetKeyLastUsage).
+type KeyLastUsage struct {
+	// Operation of the last successful cryptographic use (Encrypt, Decrypt,
+	// Sign, GenerateDataKey, ...); empty when KMS recorded none since
+	// trackingStartDate.
+	// +optional
+	Operation string `json:"operation,omitempty"`
+	// Time of that use.
+	// +optional
+	Time *metav1.Time `json:"time,omitempty"`
+	// CloudTrailEventID of that use, to find it in CloudTrail.
+	// +optional
+	CloudTrailEventID string `json:"cloudTrailEventID,omitempty"`
+	// TrackingStartDate is since when KMS records the key's use: the later
+	// of the key's creation and the day KMS began tracking. A use before it
+	// is unknown to KMS (look in CloudTrail).
+	// +optional
+	TrackingStartDate *metav1.Time `json:"trackingStartDate,omitempty"`
+}
+
 // KeyStatus is the observed state of a KMS key.
 type KeyStatus struct {
 	// KeyID of the KMS key.
@@ -208,6 +267,11 @@ type KeyStatus struct {
 	// Rotation as KMS reports it.
 	// +optional
 	Rotation *KeyRotationStatus `json:"rotation,omitempty"`
+	// LastUsage is the key's last cryptographic use, read at most once per
+	// sync period and only when the operator runs with --read-key-last-usage
+	// or the spec declares deletionProtection.unusedForDays.
+	// +optional
+	LastUsage *KeyLastUsage `json:"lastUsage,omitempty"`
 	// ObservedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -226,6 +290,7 @@ type KeyStatus struct {
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.keyState`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].status`,priority=1
+// +kubebuilder:printcolumn:name="Last Used",type=date,JSONPath=`.status.lastUsage.time`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Key struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -322,6 +387,21 @@ func (s *KeySpec) EffectivePendingWindowInDays() int32 {
 		return DefaultPendingWindowInDays
 	}
 	return s.PendingWindowInDays
+}
+
+// UnusedForDays is the declared deletionProtection.unusedForDays, 0 for none.
+func (s *KeySpec) UnusedForDays() int32 {
+	if s.DeletionProtection == nil {
+		return 0
+	}
+	return s.DeletionProtection.UnusedForDays
+}
+
+// WaitsForReferences reports whether the key's deletion waits for the
+// objects that reference it: deletionProtection.references, Wait when
+// omitted.
+func (s *KeySpec) WaitsForReferences() bool {
+	return s.DeletionProtection == nil || s.DeletionProtection.References != ReferencesIgnore
 }
 
 // Observes reports whether the key is only read (managementPolicy Observe).

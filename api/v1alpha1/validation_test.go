@@ -725,15 +725,15 @@ func TestRejected(t *testing.T) {
 			want: "spec.constraints: set encryptionContextSubset or encryptionContextEquals, not both",
 		},
 		{
-			name:   "Grant without granteePrincipal",
-			reason: "granteePrincipal is required",
+			name:   "Grant without a grantee",
+			reason: "a grant gives its permissions to a principal or a service",
 			obj:    toUnstructured(newGrant(nil), func(m map[string]any) { delete(m["spec"].(map[string]any), "granteePrincipal") }),
-			want:   "spec.granteePrincipal: Required value",
+			want:   "exactly one of spec.granteePrincipal (an IAM ARN) or spec.granteeServicePrincipal (an AWS service such as logs.amazonaws.com) must be set",
 		},
 		{
 			name:   "Grant with an empty granteePrincipal",
 			reason: "an empty principal grants nobody",
-			obj:    newGrant(func(s *v1alpha1.GrantSpec) { s.GranteePrincipal = "" }),
+			obj:    toUnstructured(newGrant(nil), func(m map[string]any) { m["spec"].(map[string]any)["granteePrincipal"] = "" }),
 			want:   `spec.granteePrincipal: Invalid value: ""`,
 		},
 		{

@@ -6,6 +6,12 @@ local waiting = {
   Updating = true, WaitingForKey = true, Throttled = true, ReconcileError = true,
   Propagating = true,
 }
+-- Ready=False reasons of an object whose deletion the operator holds back
+-- (a Key's spec.deletionProtection): it stays until a person acts or time
+-- passes, which the deletion's Progressing would hide.
+local held = {
+  DeletionProtected = true, StillReferenced = true,
+}
 local function describe(c)
   local m = c.reason or "Unknown"
   if c.message ~= nil and c.message ~= "" then
@@ -13,11 +19,28 @@ local function describe(c)
   end
   return m
 end
+local function condition(typ)
+  if obj.status == nil or obj.status.conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(obj.status.conditions) do
+    if c.type == typ then
+      return c
+    end
+  end
+  return nil
+end
 local generation = 0
 if obj.metadata ~= nil and obj.metadata.generation ~= nil then
   generation = obj.metadata.generation
 end
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
+  local r = condition("Ready")
+  if r ~= nil and r.status == "False" and held[r.reason] and (r.observedGeneration == nil or r.observedGeneration == generation) then
+    hs.status = "Degraded"
+    hs.message = "Deletion held: " .. describe(r)
+    return hs
+  end
   hs.status = "Progressing"
   hs.message = "Being deleted: the operator is cleaning up the KMS resource"
   return hs
@@ -32,17 +55,8 @@ if obj.status.observedGeneration == nil or obj.status.observedGeneration ~= gene
   hs.message = "Waiting for the operator to observe generation " .. generation
   return hs
 end
-local ready = nil
-local synced = nil
-if obj.status.conditions ~= nil then
-  for _, c in ipairs(obj.status.conditions) do
-    if c.type == "Ready" then
-      ready = c
-    elseif c.type == "Synced" then
-      synced = c
-    end
-  end
-end
+local ready = condition("Ready")
+local synced = condition("Synced")
 if ready == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the Ready condition"

@@ -112,7 +112,8 @@ listening on loopback only. Besides the KMS API at / it serves:
                       "clockOffset":"720h"}
                      clockOffset moves the server's clock forward (never
                      back): deletion dates, lags, credential and key
-                     material expiry, last usage
+                     material expiry, last usage, and the Date header of
+                     every answer (as AWS dates its answers by its clock)
 
 Accounts and regions: every (account, region) has its own keys, grants,
 quotas and counts. The region of a request is its SigV4 credential scope's

@@ -60,6 +60,10 @@ type API interface {
 	ListGrants(ctx context.Context, keyID string) ([]Grant, error)
 	RevokeGrant(ctx context.Context, keyID, grantID string) error
 	RetireGrant(ctx context.Context, keyID, grantID string) error
+
+	// GetKeyLastUsage returns the key's last cryptographic use as KMS
+	// tracks it. Alias names are refused.
+	GetKeyLastUsage(ctx context.Context, keyID string) (*LastUsage, error)
 }
 
 // Provider hands out an API per region; "" is the operator's default region.
@@ -144,25 +148,55 @@ type Alias struct {
 	TargetKeyID string
 }
 
-// GrantInput is everything CreateGrant accepts that the operator uses.
+// GrantInput is everything CreateGrant accepts that the operator uses. The
+// grantee is GranteePrincipal (an IAM ARN) or GranteeServicePrincipal (an
+// AWS service such as logs.amazonaws.com, which KMS lets use the key only on
+// behalf of SourceARN); the retiring principal likewise, at most one.
 type GrantInput struct {
-	KeyID                   string
-	Name                    string
-	GranteePrincipal        string
-	RetiringPrincipal       string
-	Operations              []string
-	EncryptionContextSubset map[string]string
-	EncryptionContextEquals map[string]string
+	KeyID                    string
+	Name                     string
+	GranteePrincipal         string
+	GranteeServicePrincipal  string
+	RetiringPrincipal        string
+	RetiringServicePrincipal string
+	Operations               []string
+	EncryptionContextSubset  map[string]string
+	EncryptionContextEquals  map[string]string
+	SourceARN                string
 }
 
 // Grant is a grant as ListGrants returns it.
 type Grant struct {
-	GrantID                 string
-	KeyID                   string
-	Name                    string
-	GranteePrincipal        string
-	RetiringPrincipal       string
-	Operations              []string
-	EncryptionContextSubset map[string]string
-	EncryptionContextEquals map[string]string
+	GrantID                  string
+	KeyID                    string
+	Name                     string
+	GranteePrincipal         string
+	GranteeServicePrincipal  string
+	RetiringPrincipal        string
+	RetiringServicePrincipal string
+	Operations               []string
+	EncryptionContextSubset  map[string]string
+	EncryptionContextEquals  map[string]string
+	SourceARN                string
+}
+
+// LastUsage is a key's last successful cryptographic use as GetKeyLastUsage
+// reports it
+// (https://docs.aws.amazon.com/kms/latest/APIReference/API_GetKeyLastUsage.html).
+type LastUsage struct {
+	// Operation (Encrypt, Decrypt, Sign, ...), Time and CloudTrailEventID of
+	// the last use; empty when KMS recorded none since TrackingStart.
+	Operation         string
+	Time              *time.Time
+	CloudTrailEventID string
+	// TrackingStart is since when KMS records the key's use: the later of
+	// the key's creation and the day KMS began tracking the account. A use
+	// before it is unknown to KMS; while it lies ahead, KMS tracks nothing
+	// yet.
+	TrackingStart time.Time
+	KeyCreation   time.Time
+	// At is KMS's clock when it answered (the answer's Date header; the
+	// local clock without one): periods since a use are measured on the
+	// clock that recorded it.
+	At time.Time
 }

@@ -5,9 +5,11 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
@@ -40,6 +42,7 @@ type kmsAPI interface {
 	ListGrants(context.Context, *kms.ListGrantsInput, ...func(*kms.Options)) (*kms.ListGrantsOutput, error)
 	RevokeGrant(context.Context, *kms.RevokeGrantInput, ...func(*kms.Options)) (*kms.RevokeGrantOutput, error)
 	RetireGrant(context.Context, *kms.RetireGrantInput, ...func(*kms.Options)) (*kms.RetireGrantOutput, error)
+	GetKeyLastUsage(context.Context, *kms.GetKeyLastUsageInput, ...func(*kms.Options)) (*kms.GetKeyLastUsageOutput, error)
 }
 
 var _ kmsAPI = (*kms.Client)(nil)
@@ -320,23 +323,24 @@ func (c *sdkClient) DeleteAlias(ctx context.Context, name string) error {
 
 func (c *sdkClient) CreateGrant(ctx context.Context, in GrantInput) (string, error) {
 	req := &kms.CreateGrantInput{
-		KeyId:            &in.KeyID,
-		GranteePrincipal: &in.GranteePrincipal,
-		Operations:       make([]types.GrantOperation, 0, len(in.Operations)),
+		KeyId:      &in.KeyID,
+		Operations: make([]types.GrantOperation, 0, len(in.Operations)),
+		// KMS takes exactly one grantee and at most one retiring principal:
+		// the others are left out, not sent empty.
+		GranteePrincipal:         optional(in.GranteePrincipal),
+		GranteeServicePrincipal:  optional(in.GranteeServicePrincipal),
+		RetiringPrincipal:        optional(in.RetiringPrincipal),
+		RetiringServicePrincipal: optional(in.RetiringServicePrincipal),
+		Name:                     optional(in.Name),
 	}
 	for _, op := range in.Operations {
 		req.Operations = append(req.Operations, types.GrantOperation(op))
 	}
-	if in.Name != "" {
-		req.Name = &in.Name
-	}
-	if in.RetiringPrincipal != "" {
-		req.RetiringPrincipal = &in.RetiringPrincipal
-	}
-	if len(in.EncryptionContextSubset) > 0 || len(in.EncryptionContextEquals) > 0 {
+	if len(in.EncryptionContextSubset) > 0 || len(in.EncryptionContextEquals) > 0 || in.SourceARN != "" {
 		req.Constraints = &types.GrantConstraints{
 			EncryptionContextSubset: in.EncryptionContextSubset,
 			EncryptionContextEquals: in.EncryptionContextEquals,
+			SourceArn:               optional(in.SourceARN),
 		}
 	}
 	out, err := c.kms.CreateGrant(ctx, req)
@@ -346,6 +350,14 @@ func (c *sdkClient) CreateGrant(ctx context.Context, in GrantInput) (string, err
 	// out.GrantToken is deliberately dropped: it authorizes the grant's
 	// operations before the grant propagates, so it is a secret.
 	return aws.ToString(out.GrantId), nil
+}
+
+// optional is nil for "", so that an unset field is not sent.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func (c *sdkClient) ListGrants(ctx context.Context, keyID string) ([]Grant, error) {
@@ -358,11 +370,13 @@ func (c *sdkClient) ListGrants(ctx context.Context, keyID string) ([]Grant, erro
 		}
 		for _, g := range page.Grants {
 			grant := Grant{
-				GrantID:           aws.ToString(g.GrantId),
-				KeyID:             aws.ToString(g.KeyId),
-				Name:              aws.ToString(g.Name),
-				GranteePrincipal:  aws.ToString(g.GranteePrincipal),
-				RetiringPrincipal: aws.ToString(g.RetiringPrincipal),
+				GrantID:                  aws.ToString(g.GrantId),
+				KeyID:                    aws.ToString(g.KeyId),
+				Name:                     aws.ToString(g.Name),
+				GranteePrincipal:         aws.ToString(g.GranteePrincipal),
+				GranteeServicePrincipal:  aws.ToString(g.GranteeServicePrincipal),
+				RetiringPrincipal:        aws.ToString(g.RetiringPrincipal),
+				RetiringServicePrincipal: aws.ToString(g.RetiringServicePrincipal),
 			}
 			for _, op := range g.Operations {
 				grant.Operations = append(grant.Operations, string(op))
@@ -370,6 +384,7 @@ func (c *sdkClient) ListGrants(ctx context.Context, keyID string) ([]Grant, erro
 			if g.Constraints != nil {
 				grant.EncryptionContextSubset = nilIfEmpty(g.Constraints.EncryptionContextSubset)
 				grant.EncryptionContextEquals = nilIfEmpty(g.Constraints.EncryptionContextEquals)
+				grant.SourceARN = aws.ToString(g.Constraints.SourceArn)
 			}
 			grants = append(grants, grant)
 		}
@@ -394,4 +409,27 @@ func (c *sdkClient) RevokeGrant(ctx context.Context, keyID, grantID string) erro
 func (c *sdkClient) RetireGrant(ctx context.Context, keyID, grantID string) error {
 	_, err := c.kms.RetireGrant(ctx, &kms.RetireGrantInput{KeyId: &keyID, GrantId: &grantID})
 	return classify("RetireGrant", err)
+}
+
+func (c *sdkClient) GetKeyLastUsage(ctx context.Context, keyID string) (*LastUsage, error) {
+	out, err := c.kms.GetKeyLastUsage(ctx, &kms.GetKeyLastUsageInput{KeyId: &keyID})
+	if err != nil {
+		return nil, classify("GetKeyLastUsage", err)
+	}
+	u := &LastUsage{
+		TrackingStart: aws.ToTime(out.TrackingStartDate),
+		KeyCreation:   aws.ToTime(out.KeyCreationDate),
+		At:            time.Now(),
+	}
+	// The SDK keeps the answer's Date header (it corrects clock skew with
+	// it): KMS's own clock.
+	if at, ok := awsmiddleware.GetServerTime(out.ResultMetadata); ok {
+		u.At = at
+	}
+	// KMS answers an empty KeyLastUsage object for a key not used since
+	// tracking began.
+	if l := out.KeyLastUsage; l != nil && l.Timestamp != nil {
+		u.Operation, u.Time, u.CloudTrailEventID = string(l.Operation), l.Timestamp, aws.ToString(l.CloudTrailEventId)
+	}
+	return u, nil
 }

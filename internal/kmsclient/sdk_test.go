@@ -25,6 +25,7 @@ import (
 type reply struct {
 	status int
 	body   string
+	header map[string]string
 }
 
 // request is what the test server received: the operation and its JSON body.
@@ -67,6 +68,9 @@ func (s *kmsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status := q[0].status
 	if status == 0 {
 		status = http.StatusOK
+	}
+	for k, v := range q[0].header {
+		w.Header().Set(k, v)
 	}
 	if strings.HasPrefix(q[0].body, "{") {
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
@@ -225,6 +229,50 @@ func TestSDKClient(t *testing.T) {
 			want: "g1",
 			wantRequests: []request{{"CreateGrant", map[string]any{"KeyId": testID, "Name": "n", "GranteePrincipal": "p",
 				"Operations": []any{"Decrypt"}, "Constraints": map[string]any{"EncryptionContextEquals": map[string]any{"app": "x"}}}}},
+		},
+		"CreateGrantToService": {
+			reason:  "A grant to a service principal sends it, the retiring service principal and the SourceArn constraint, and no empty principal ARN.",
+			replies: map[string][]reply{"CreateGrant": {{body: `{"GrantId":"g1","GrantToken":"` + grantToken + `"}`}}},
+			call: func(c *sdkClient) (any, error) {
+				return c.CreateGrant(ctx, GrantInput{KeyID: testID, GranteeServicePrincipal: "logs.amazonaws.com",
+					RetiringServicePrincipal: "logs.amazonaws.com", Operations: []string{"Encrypt"}, SourceARN: "arn:aws:logs:eu-west-1:111122223333:log-group:x"})
+			},
+			want: "g1",
+			wantRequests: []request{{"CreateGrant", map[string]any{"KeyId": testID, "GranteeServicePrincipal": "logs.amazonaws.com",
+				"RetiringServicePrincipal": "logs.amazonaws.com", "Operations": []any{"Encrypt"},
+				"Constraints": map[string]any{"SourceArn": "arn:aws:logs:eu-west-1:111122223333:log-group:x"}}}},
+		},
+		"ListGrantsOfServices": {
+			reason: "ListGrants maps the service principals and the SourceArn constraint.",
+			replies: map[string][]reply{"ListGrants": {{body: `{"Grants":[{"GrantId":"g1","KeyId":"` + testARN +
+				`","GranteeServicePrincipal":"logs.amazonaws.com","RetiringServicePrincipal":"logs.amazonaws.com","Operations":["Encrypt"],` +
+				`"Constraints":{"SourceArn":"arn:aws:logs:eu-west-1:111122223333:log-group:x"}}],"Truncated":false}`}}},
+			call: func(c *sdkClient) (any, error) { return c.ListGrants(ctx, testID) },
+			want: []Grant{{GrantID: "g1", KeyID: testARN, GranteeServicePrincipal: "logs.amazonaws.com", RetiringServicePrincipal: "logs.amazonaws.com",
+				Operations: []string{"Encrypt"}, SourceARN: "arn:aws:logs:eu-west-1:111122223333:log-group:x"}},
+			wantRequests: []request{{"ListGrants", map[string]any{"KeyId": testID, "Limit": float64(100)}}},
+		},
+		"GetKeyLastUsage": {
+			reason: "GetKeyLastUsage maps the last use and the tracking start, and KMS's clock from the Date header.",
+			replies: map[string][]reply{"GetKeyLastUsage": {{
+				body: `{"KeyId":"` + testID + `","KeyCreationDate":1.7e9,"TrackingStartDate":1700000001,` +
+					`"KeyLastUsage":{"Operation":"Decrypt","Timestamp":1700604800,"KmsRequestId":"r","CloudTrailEventId":"e"}}`,
+				header: map[string]string{"Date": "Wed, 22 Nov 2023 12:00:00 GMT"},
+			}}},
+			call: func(c *sdkClient) (any, error) { return c.GetKeyLastUsage(ctx, testID) },
+			want: &LastUsage{Operation: "Decrypt", Time: &deleted, CloudTrailEventID: "e", TrackingStart: time.Unix(1700000001, 0),
+				KeyCreation: created, At: time.Date(2023, 11, 22, 12, 0, 0, 0, time.UTC)},
+			wantRequests: []request{{"GetKeyLastUsage", map[string]any{"KeyId": testID}}},
+		},
+		"GetKeyLastUsageUnused": {
+			reason: "An empty KeyLastUsage object is no use.",
+			replies: map[string][]reply{"GetKeyLastUsage": {{
+				body:   `{"KeyId":"` + testID + `","KeyCreationDate":1.7e9,"TrackingStartDate":1.7e9,"KeyLastUsage":{}}`,
+				header: map[string]string{"Date": "Wed, 22 Nov 2023 12:00:00 GMT"},
+			}}},
+			call:         func(c *sdkClient) (any, error) { return c.GetKeyLastUsage(ctx, testID) },
+			want:         &LastUsage{TrackingStart: created, KeyCreation: created, At: time.Date(2023, 11, 22, 12, 0, 0, 0, time.UTC)},
+			wantRequests: []request{{"GetKeyLastUsage", map[string]any{"KeyId": testID}}},
 		},
 		"CreateGrantGarbledResponse": {
 			reason:  "An undecodable CreateGrant response is an error that does not carry the token.",

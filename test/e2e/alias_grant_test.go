@@ -363,7 +363,13 @@ func TestAliasConflicts(t *testing.T) {
 func TestAliasKeyDeleted(t *testing.T) {
 	explainFailure(t)
 	name := aliasName("phoenix")
-	key := readyKey(t, nsMain, "al-phoenix")
+	// The Key's deletion would wait for the Alias: this test is about the
+	// Alias of a Key gone anyway.
+	key := newKey(nsMain, "al-phoenix", func(k *kmsv1alpha1.Key) {
+		k.Spec.DeletionProtection = &kmsv1alpha1.KeyDeletionProtection{References: kmsv1alpha1.ReferencesIgnore}
+	})
+	create(t, key)
+	waitReady(t, key)
 	oldID := key.Status.KeyID
 	a := newAlias(nsMain, "al-phoenix", name, targetKey(key.Name))
 	create(t, a)

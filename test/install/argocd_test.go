@@ -24,7 +24,11 @@ var kinds = []string{"Key", "Alias", "Grant"}
 // below, so a new reason cannot be added without deciding its health.
 var (
 	waitingReasons  = []string{"Updating", "WaitingForKey", "Throttled", "ReconcileError", "Propagating"}
-	terminalReasons = []string{"InvalidSpec", "InvalidKeyState", "Conflict", "AdoptionRefused", "ReferenceRefused", "NotFound", "Drifted", "AccessDenied"}
+	terminalReasons = []string{"InvalidSpec", "InvalidKeyState", "Conflict", "AdoptionRefused", "ReferenceRefused", "NotFound", "Drifted", "AccessDenied",
+		"DeletionProtected", "StillReferenced"}
+	// Terminal reasons that hold an object's deletion back: Degraded even
+	// while it is being deleted.
+	heldReasons = []string{"DeletionProtected", "StillReferenced"}
 	// Reasons of Ready=True or of the Synced condition only.
 	otherReasons = []string{"Available", "ReconcileSuccess", "ObserveOnly"}
 )
@@ -142,6 +146,14 @@ func TestArgoCDHealth(t *testing.T) {
 			"Degraded", "SomethingNew: ?"},
 		{"being deleted", "metadata: {name: a, generation: 2, deletionTimestamp: '2026-11-27T09:00:00Z'}\nstatus: {observedGeneration: 2, conditions: [" + cond("Ready", "True", "Available", "ok", 2) + "]}",
 			"Progressing", "Being deleted: the operator is cleaning up the KMS resource"},
+		{"being deleted, waiting for KMS", "metadata: {name: a, generation: 2, deletionTimestamp: '2026-11-27T09:00:00Z'}\nstatus: {observedGeneration: 2, conditions: [" + cond("Ready", "False", "Propagating", "wait", 2) + "]}",
+			"Progressing", "Being deleted: the operator is cleaning up the KMS resource"},
+		{"deletion held for an older generation", "metadata: {name: a, generation: 3, deletionTimestamp: '2026-11-27T09:00:00Z'}\nstatus: {observedGeneration: 2, conditions: [" + cond("Ready", "False", "DeletionProtected", "used", 2) + "]}",
+			"Progressing", "Being deleted: the operator is cleaning up the KMS resource"},
+	}
+	for _, r := range heldReasons {
+		tests = append(tests, tc{"deletion held: " + r, "metadata: {name: a, generation: 2, deletionTimestamp: '2026-11-27T09:00:00Z'}\nstatus: {observedGeneration: 2, conditions: [" + cond("Ready", "False", r, "msg of "+r, 2) + "]}",
+			"Degraded", "Deletion held: " + r + ": msg of " + r})
 	}
 	for _, r := range waitingReasons {
 		tests = append(tests, tc{"Ready=False " + r, "metadata: {name: a, generation: 4}\nstatus: {observedGeneration: 4, conditions: [" + cond("Ready", "False", r, "msg of "+r, 4) + "]}",
@@ -212,6 +224,17 @@ func TestArgoCDHealthCoversReasons(t *testing.T) {
 	}
 	if !sameSet(inScript, waitingReasons) {
 		t.Errorf("the script's waiting reasons %v differ from the test's %v", inScript, waitingReasons)
+	}
+	m = regexp.MustCompile(`(?s)local held = \{(.*?)\n\}`).FindStringSubmatch(healthScript(t))
+	if m == nil {
+		t.Fatal("config/argocd/health.lua has no `local held = {...}` table")
+	}
+	inScript = nil
+	for _, e := range regexp.MustCompile(`(\w+) = true`).FindAllStringSubmatch(m[1], -1) {
+		inScript = append(inScript, e[1])
+	}
+	if !sameSet(inScript, heldReasons) {
+		t.Errorf("the script's held reasons %v differ from the test's %v", inScript, heldReasons)
 	}
 }
 

@@ -96,6 +96,7 @@ var fullValues = map[string]any{
 	"watchNamespaces":             []any{"team-a", "team-b"},
 	"allowAdoption":               true,
 	"allowUnmanagedKeyReferences": true,
+	"readKeyLastUsage":            true,
 	"logLevel":                    "debug",
 	"extraArgs":                   []any{"--zap-devel"},
 	"extraEnv":                    []any{map[string]any{"name": "AWS_STS_REGIONAL_ENDPOINTS", "value": "regional"}},
@@ -178,7 +179,7 @@ func TestHelmTemplate(t *testing.T) {
 		args: []string{
 			"--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
 			"--cluster-name=prod", "--sync-period=10m", "--max-concurrent-reconciles=4",
-			"--allow-adoption=false", "--allow-unmanaged-key-references=false", "--zap-log-level=info",
+			"--allow-adoption=false", "--allow-unmanaged-key-references=false", "--read-key-last-usage=false", "--zap-log-level=info",
 		},
 		noFlags: []string{"--region", "--kms-endpoint", "--watch-namespaces"},
 		check: func(t *testing.T, r rendered) {
@@ -206,7 +207,7 @@ func TestHelmTemplate(t *testing.T) {
 		args: []string{
 			"--leader-elect", "--region=eu-west-1", "--kms-endpoint=https://kms-fips.eu-west-1.amazonaws.com",
 			"--cluster-name=prod-eu", "--sync-period=5m", "--max-concurrent-reconciles=8",
-			"--watch-namespaces=team-a,team-b", "--allow-adoption=true", "--allow-unmanaged-key-references=true",
+			"--watch-namespaces=team-a,team-b", "--allow-adoption=true", "--allow-unmanaged-key-references=true", "--read-key-last-usage=true",
 			"--zap-log-level=debug", "--zap-devel",
 		},
 		check: func(t *testing.T, r rendered) {

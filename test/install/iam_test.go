@@ -47,7 +47,7 @@ func TestIAMPolicy(t *testing.T) {
 	calls := []string{
 		"kms:CreateKey", "kms:DescribeKey", "kms:ListResourceTags", "tag:GetResources", "kms:GetKeyPolicy",
 		"kms:PutKeyPolicy", "kms:UpdateKeyDescription", "kms:EnableKey", "kms:DisableKey", "kms:GetKeyRotationStatus",
-		"kms:EnableKeyRotation", "kms:DisableKeyRotation", "kms:RotateKeyOnDemand", "kms:ListKeyRotations",
+		"kms:GetKeyLastUsage", "kms:EnableKeyRotation", "kms:DisableKeyRotation", "kms:RotateKeyOnDemand", "kms:ListKeyRotations",
 		"kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
 		"kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias",
 		"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant", "servicequotas:ListServiceQuotas",

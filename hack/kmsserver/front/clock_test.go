@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 )
@@ -65,6 +66,12 @@ func TestClockOffset(t *testing.T) {
 		if *a.AliasName == "alias/doomed" {
 			t.Errorf("alias/doomed still listed")
 		}
+	}
+
+	// Answers are dated by the moved clock, as AWS dates its answers by its own.
+	out := must(c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: kept.KeyId}))(t)
+	if at, ok := awsmiddleware.GetServerTime(out.ResultMetadata); !ok || at.Sub(time.Now().Add(168*time.Hour)).Abs() > time.Minute {
+		t.Errorf("Date of an answer %v (%v), want a week ahead of now", at, ok)
 	}
 
 	// Dates written now are the moved clock's.

@@ -288,6 +288,13 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", cmp.Or(contentTypes[api], "application/x-amz-json-1.1"))
 	w.Header().Set("X-Amzn-Requestid", who.requestID)
+	// Every AWS answer is dated by AWS's clock (an origin server with a
+	// clock sends Date, RFC 9110 section 6.6.1); the SDKs read it to correct
+	// their clock skew (https://aws.amazon.com/blogs/developer/clock-skew-correction/,
+	// aws-sdk-go-v2 aws/middleware GetServerTime), and a client can measure
+	// times KMS reports (a key's last use) against it. Here it is the
+	// server's clock, moved by clockOffset.
+	w.Header().Set("Date", entry.Time.UTC().Format(http.TimeFormat))
 	w.WriteHeader(resp.Code)
 	_, _ = io.WriteString(w, resp.Body)
 }

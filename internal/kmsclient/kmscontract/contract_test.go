@@ -3,12 +3,19 @@ package kmscontract_test
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go"
 
 	"github.com/kmsoperator/kms-operator/internal/kmsclient"
 	"github.com/kmsoperator/kms-operator/internal/kmsclient/kmscontract"
@@ -35,7 +42,38 @@ func TestKMSServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kmscontract.Run(t, func(*testing.T) kmsclient.API { return api })
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"), config.WithBaseEndpoint(endpoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := serverModel{API: api, kms: kms.NewFromConfig(cfg)}
+	kmscontract.Run(t, func(*testing.T) kmsclient.API { return server })
+}
+
+// serverModel is the KMS server through the operator's client, plus the
+// cryptographic calls an application makes (kmscontract.KeyUser), through
+// the SDK.
+type serverModel struct {
+	kmsclient.API
+	kms *kms.Client
+}
+
+func (m serverModel) UseKey(ctx context.Context, keyID, op string) error {
+	var err error
+	switch op {
+	case "Encrypt":
+		_, err = m.kms.Encrypt(ctx, &kms.EncryptInput{KeyId: &keyID, Plaintext: []byte("contract")})
+	case "GenerateDataKey":
+		_, err = m.kms.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{KeyId: &keyID, NumberOfBytes: aws.Int32(32)})
+	default:
+		return fmt.Errorf("UseKey: %s is not one of the operations the contract uses", op)
+	}
+	// Classified as the operator's client classifies KMS's answers.
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return kmsclient.CodeError(op, apiErr.ErrorCode(), apiErr.ErrorMessage())
+	}
+	return err
 }
 
 var listening = regexp.MustCompile(`listening on (http://\S+)`)

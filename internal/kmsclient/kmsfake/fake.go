@@ -51,6 +51,7 @@ var fakeOps = map[string]bool{
 	"CreateAlias":          false,
 	"UpdateAlias":          false,
 	"CreateGrant":          false,
+	"GetKeyLastUsage":      true,
 }
 
 var aliasName = regexp.MustCompile(`^alias/[a-zA-Z0-9/_-]{1,250}$`)
@@ -72,6 +73,9 @@ type Fake struct {
 	calls   []string
 	inject  map[string][]injection
 	lag     lag
+	// trackingStart is when KMS began recording the keys' use
+	// (SetTrackingStart); zero: before any key was created.
+	trackingStart time.Time
 }
 
 // lag is what the fake shows late or differently, as real KMS does for a
@@ -93,6 +97,14 @@ type fakeKey struct {
 	rotation  kmsclient.Rotation
 	rotations []kmsclient.KeyRotation
 	grants    []kmsclient.Grant
+	lastUse   *keyUse
+}
+
+// keyUse is a key's last cryptographic use.
+type keyUse struct {
+	op      string
+	at      time.Time
+	eventID string
 }
 
 type injection struct {
@@ -648,17 +660,20 @@ func (f *Fake) CreateGrant(_ context.Context, in kmsclient.GrantInput) (string, 
 	const op = "CreateGrant"
 	var id string
 	err := f.withKey(op, in.KeyID, func(k *fakeKey) error {
-		if in.GranteePrincipal == "" || len(in.Operations) == 0 {
-			return kmsError(op, "ValidationException", "GranteePrincipal and Operations are required")
+		if err := validateGrant(in); err != nil {
+			return err
 		}
 		g := kmsclient.Grant{
-			KeyID:                   k.ARN, // ListGrants returns the key ARN
-			Name:                    in.Name,
-			GranteePrincipal:        in.GranteePrincipal,
-			RetiringPrincipal:       in.RetiringPrincipal,
-			Operations:              slices.Sorted(slices.Values(in.Operations)),
-			EncryptionContextSubset: nilIfEmpty(maps.Clone(in.EncryptionContextSubset)),
-			EncryptionContextEquals: nilIfEmpty(maps.Clone(in.EncryptionContextEquals)),
+			KeyID:                    k.ARN, // ListGrants returns the key ARN
+			Name:                     in.Name,
+			GranteePrincipal:         in.GranteePrincipal,
+			GranteeServicePrincipal:  in.GranteeServicePrincipal,
+			RetiringPrincipal:        in.RetiringPrincipal,
+			RetiringServicePrincipal: in.RetiringServicePrincipal,
+			Operations:               slices.Sorted(slices.Values(in.Operations)),
+			EncryptionContextSubset:  nilIfEmpty(maps.Clone(in.EncryptionContextSubset)),
+			EncryptionContextEquals:  nilIfEmpty(maps.Clone(in.EncryptionContextEquals)),
+			SourceARN:                in.SourceARN,
 		}
 		// A named grant is idempotent: the same name and parameters return
 		// the existing grant. Names are not unique otherwise.
@@ -679,9 +694,42 @@ func (f *Fake) CreateGrant(_ context.Context, in kmsclient.GrantInput) (string, 
 	return id, err
 }
 
+// servicePrincipal is the form of a service principal KMS accepts
+// (logs.amazonaws.com), as the KMS server checks it.
+var servicePrincipal = regexp.MustCompile(`^([A-Za-z0-9-]+)\.([A-Za-z0-9-]+)(\.[A-Za-z0-9-]+)+$`)
+
+// validateGrant refuses what KMS refuses with a ValidationException: one
+// grantee, of either kind; at most one retiring principal, and one with a
+// grantee service principal, which also needs a SourceArn constraint
+// (https://docs.aws.amazon.com/kms/latest/developerguide/create-grant-overview.html).
+func validateGrant(in kmsclient.GrantInput) error {
+	invalid := func(msg string) error { return kmsError("CreateGrant", "ValidationException", msg) }
+	switch {
+	case len(in.Operations) == 0:
+		return invalid("Operations are required")
+	case (in.GranteePrincipal == "") == (in.GranteeServicePrincipal == ""):
+		return invalid("You must specify either GranteePrincipal or GranteeServicePrincipal, but not both")
+	case in.RetiringPrincipal != "" && in.RetiringServicePrincipal != "":
+		return invalid("You can specify either RetiringPrincipal or RetiringServicePrincipal, but not both")
+	case in.GranteeServicePrincipal != "" && in.RetiringPrincipal == "" && in.RetiringServicePrincipal == "":
+		return invalid("When you specify a GranteeServicePrincipal, you must also specify either a RetiringPrincipal or a RetiringServicePrincipal")
+	case in.GranteeServicePrincipal != "" && in.SourceARN == "":
+		return invalid("A SourceArn grant constraint is required when GranteeServicePrincipal is specified")
+	case in.SourceARN != "" && !strings.HasPrefix(in.SourceARN, "arn:"):
+		return invalid("constraints.sourceArn must be an ARN")
+	}
+	for _, p := range []string{in.GranteeServicePrincipal, in.RetiringServicePrincipal} {
+		if p != "" && !servicePrincipal.MatchString(p) {
+			return invalid("Value '" + p + "' failed to satisfy constraint: Member must satisfy regular expression pattern: " + servicePrincipal.String())
+		}
+	}
+	return nil
+}
+
 func sameGrant(a, b kmsclient.Grant) bool {
-	return a.Name == b.Name && a.GranteePrincipal == b.GranteePrincipal &&
-		a.RetiringPrincipal == b.RetiringPrincipal && slices.Equal(a.Operations, b.Operations) &&
+	return a.Name == b.Name && a.GranteePrincipal == b.GranteePrincipal && a.GranteeServicePrincipal == b.GranteeServicePrincipal &&
+		a.RetiringPrincipal == b.RetiringPrincipal && a.RetiringServicePrincipal == b.RetiringServicePrincipal &&
+		slices.Equal(a.Operations, b.Operations) && a.SourceARN == b.SourceARN &&
 		maps.Equal(a.EncryptionContextSubset, b.EncryptionContextSubset) &&
 		maps.Equal(a.EncryptionContextEquals, b.EncryptionContextEquals)
 }
@@ -696,6 +744,8 @@ func (f *Fake) ListGrants(_ context.Context, keyID string) ([]kmsclient.Grant, e
 			g.Operations = slices.Clone(g.Operations)
 			g.EncryptionContextSubset = maps.Clone(g.EncryptionContextSubset)
 			g.EncryptionContextEquals = maps.Clone(g.EncryptionContextEquals)
+			// KMS lists service principals as given; only IAM principals
+			// show as unique ids for a while.
 			g.GranteePrincipal = f.shownPrincipal(g.GranteePrincipal)
 			g.RetiringPrincipal = f.shownPrincipal(g.RetiringPrincipal)
 			grants = append(grants, g)
@@ -797,6 +847,63 @@ func (f *Fake) removeGrant(op, keyID, grantID string) error {
 		k.grants = slices.Delete(k.grants, i, i+1)
 		return nil
 	})
+}
+
+// GetKeyLastUsage answers as KMS does: the last use, or none; tracked since
+// the later of the key's creation and the start of tracking. An alias name
+// is no key id: NotFound, as the KMS server answers.
+func (f *Fake) GetKeyLastUsage(_ context.Context, keyID string) (*kmsclient.LastUsage, error) {
+	const op = "GetKeyLastUsage"
+	if strings.Contains(keyID, "alias/") {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return nil, f.call(op, func() error { return kmsError(op, "NotFoundException", "Key '"+keyID+"' does not exist") })
+	}
+	var u kmsclient.LastUsage
+	err := f.withKey(op, keyID, func(k *fakeKey) error {
+		u = kmsclient.LastUsage{TrackingStart: k.CreationDate, KeyCreation: k.CreationDate, At: f.Now()}
+		if f.trackingStart.After(k.CreationDate) {
+			u.TrackingStart = f.trackingStart
+		}
+		if use := k.lastUse; use != nil {
+			at := use.at
+			u.Operation, u.Time, u.CloudTrailEventID = use.op, &at, use.eventID
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// UseKey makes one successful cryptographic call with the key (op is
+// Encrypt, Decrypt, Sign, ...), as an application would: the operator never
+// does. KMS records it for GetKeyLastUsage once tracking has begun. A key
+// that is not Enabled refuses it (DisabledException, or
+// KMSInvalidStateException) and records nothing.
+func (f *Fake) UseKey(_ context.Context, keyID, op string) error {
+	// Not in fakeOps: refused on a key pending deletion, like every
+	// cryptographic operation.
+	return f.withKey(op, keyID, func(k *fakeKey) error {
+		if k.State != kmsclient.StateEnabled {
+			return kmsError(op, "DisabledException", k.ARN+" is "+k.State+".")
+		}
+		now := f.Now()
+		if !now.Before(f.trackingStart) {
+			f.seq++
+			k.lastUse = &keyUse{op: op, at: now, eventID: fmt.Sprintf("%08x-0000-4000-8000-%012x", f.seq, f.seq)}
+		}
+		return nil
+	})
+}
+
+// SetTrackingStart sets when KMS began recording the keys' use: a time
+// ahead of Now means KMS does not track yet.
+func (f *Fake) SetTrackingStart(at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.trackingStart = at
 }
 
 // FakeProvider hands out one Fake per region, created on first use.
