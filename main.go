@@ -164,6 +164,7 @@ func run(ctx context.Context, c config) error {
 
 	opts := controllers.Options{
 		KMS:                         provider,
+		Accounts:                    provider,
 		SyncPeriod:                  c.syncPeriod,
 		MaxConcurrentReconciles:     c.maxConcurrentReconciles,
 		ClusterName:                 c.clusterName,

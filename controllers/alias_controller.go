@@ -66,7 +66,11 @@ func (r *AliasReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	); err != nil {
 		return err
 	}
-	return newController(mgr, "Alias", &kmsv1alpha1.Alias{}, r.Options).
+	b, err := newController(mgr, "Alias", &kmsv1alpha1.Alias{}, &kmsv1alpha1.AliasList{}, r.Options)
+	if err != nil {
+		return err
+	}
+	return b.
 		Watches(&kmsv1alpha1.Key{}, handler.EnqueueRequestsFromMapFunc(referrersOf(r.client, &kmsv1alpha1.AliasList{}, aliasTargetKeyRefField)), builder.WithPredicates(keyReferenceChanged)).
 		Complete(r)
 }
@@ -84,7 +88,7 @@ func (r *AliasReconciler) prepare(*kmsv1alpha1.Alias) (bool, func()) { return tr
 
 // reconcileNormal observes the alias, creates or re-targets it, and reports.
 func (r *AliasReconciler) reconcileNormal(ctx context.Context, a *kmsv1alpha1.Alias) (ctrl.Result, error) {
-	target, err := resolveTarget(ctx, r.client, r.Options, a.Namespace, a.Spec.TargetKeyRef, a.Spec.TargetKeyID)
+	target, err := resolveTarget(ctx, r.client, r.Options, a.Namespace, a.Status.Account, a.Spec.TargetKeyRef, a.Spec.TargetKeyID)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -234,7 +238,7 @@ func (r *AliasReconciler) deleteAlias(ctx context.Context, a *kmsv1alpha1.Alias)
 		return err // claimed: another object holds it now, not ours to delete
 	}
 	// The record's ARN names the region: the Key may be gone already.
-	api, err := r.KMS.For(regionOfARN(a.Status.ARN))
+	api, err := r.KMS.For(a.Status.Account, regionOfARN(a.Status.ARN))
 	if err != nil {
 		return err
 	}

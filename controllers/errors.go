@@ -67,6 +67,17 @@ func failureOf(err error) failure {
 	if errors.As(err, &pe) {
 		return failure{reason: kmsv1alpha1.ReasonPropagating, message: msg, retry: true, passing: true, eventType: corev1.EventTypeNormal}
 	}
+	var ae *accountNotReadyError
+	if errors.As(err, &ae) {
+		return failure{reason: kmsv1alpha1.ReasonAccountNotReady, message: msg, retry: true, passing: true, eventType: corev1.EventTypeWarning}
+	}
+	var are *assumeRoleError
+	if errors.As(err, &are) {
+		if inner := failureOf(are.err); inner.passing {
+			return inner // a throttled or failed call says nothing about the role
+		}
+		return failure{reason: kmsv1alpha1.ReasonAssumeRoleFailed, message: msg, retry: true, eventType: corev1.EventTypeWarning}
+	}
 	var he *heldError
 	if errors.As(err, &he) {
 		return failure{reason: he.reason, message: msg, eventType: corev1.EventTypeWarning, repeat: true}

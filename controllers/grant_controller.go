@@ -52,7 +52,11 @@ func (r *GrantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kmsv1alpha1.Grant{}, grantKeyRefField, indexGrantKeyRef); err != nil {
 		return err
 	}
-	return newController(mgr, "Grant", &kmsv1alpha1.Grant{}, r.Options).
+	b, err := newController(mgr, "Grant", &kmsv1alpha1.Grant{}, &kmsv1alpha1.GrantList{}, r.Options)
+	if err != nil {
+		return err
+	}
+	return b.
 		Watches(&kmsv1alpha1.Key{}, handler.EnqueueRequestsFromMapFunc(referrersOf(r.client, &kmsv1alpha1.GrantList{}, grantKeyRefField)), builder.WithPredicates(keyReferenceChanged)).
 		Complete(r)
 }
@@ -71,7 +75,7 @@ func (r *GrantReconciler) prepare(*kmsv1alpha1.Grant) (bool, func()) { return tr
 // reconcileNormal observes the grants on the key, creates or replaces ours,
 // and reports.
 func (r *GrantReconciler) reconcileNormal(ctx context.Context, g *kmsv1alpha1.Grant) (ctrl.Result, error) {
-	target, err := resolveTarget(ctx, r.client, r.Options, g.Namespace, g.Spec.KeyRef, g.Spec.KeyID)
+	target, err := resolveTarget(ctx, r.client, r.Options, g.Namespace, g.Status.Account, g.Spec.KeyRef, g.Spec.KeyID)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -120,7 +120,7 @@ func (r *GrantReconciler) removeOnDelete(ctx context.Context, g *kmsv1alpha1.Gra
 // case a crash lost the record after CreateGrant.
 func (r *GrantReconciler) recordedKey(ctx context.Context, g *kmsv1alpha1.Grant) (kmsclient.API, string, error) {
 	if g.Status.KeyID == "" {
-		target, err := resolveTarget(ctx, r.client, r.Options, g.Namespace, g.Spec.KeyRef, g.Spec.KeyID)
+		target, err := resolveTarget(ctx, r.client, r.Options, g.Namespace, g.Status.Account, g.Spec.KeyRef, g.Spec.KeyID)
 		if err != nil {
 			return nil, "", err
 		}
@@ -140,7 +140,7 @@ func (r *GrantReconciler) recordedKey(ctx context.Context, g *kmsv1alpha1.Grant)
 			return nil, "", err
 		}
 	}
-	api, err := r.KMS.For(region)
+	api, err := r.KMS.For(g.Status.Account, region)
 	return api, g.Status.KeyID, err
 }
 

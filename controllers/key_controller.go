@@ -41,7 +41,11 @@ func (r *KeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	referrers := handler.EnqueueRequestsFromMapFunc(r.heldKeysOf)
-	return newController(mgr, "Key", &kmsv1alpha1.Key{}, r.Options).
+	b, err := newController(mgr, "Key", &kmsv1alpha1.Key{}, &kmsv1alpha1.KeyList{}, r.Options)
+	if err != nil {
+		return err
+	}
+	return b.
 		Watches(&kmsv1alpha1.Alias{}, referrers, builder.WithPredicates(referenceReleased)).
 		Watches(&kmsv1alpha1.Grant{}, referrers, builder.WithPredicates(referenceReleased)).
 		Complete(r)
@@ -79,7 +83,7 @@ func (r *KeyReconciler) prepare(key *kmsv1alpha1.Key) (bool, func()) {
 // reconcileNormal observes the key in KMS, changes what differs from the spec
 // and reports the outcome in status.
 func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Key) (ctrl.Result, error) {
-	api, err := r.KMS.For(keyRegion(key))
+	api, err := r.KMS.For(key.Status.Account, keyRegion(key))
 	if err != nil {
 		return ctrl.Result{}, newSpecError(kmsv1alpha1.ReasonInvalidSpec, err.Error())
 	}

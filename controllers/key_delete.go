@@ -14,7 +14,7 @@ import (
 // key is never touched.
 func (r *KeyReconciler) reconcileDelete(ctx context.Context, key *kmsv1alpha1.Key) error {
 	if !key.Spec.Observes() {
-		api, err := r.KMS.For(keyRegion(key))
+		api, err := r.KMS.For(key.Status.Account, keyRegion(key))
 		if err != nil {
 			return newSpecError(kmsv1alpha1.ReasonInvalidSpec, err.Error())
 		}

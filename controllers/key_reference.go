@@ -34,14 +34,18 @@ func (t *keyTarget) stale(err error, o Options) error {
 }
 
 // resolveTarget resolves a Key reference (ref) or a raw key id, ARN or alias
-// name (rawID) declared by an object in namespace ns. A ref costs no KMS
-// call; a raw id costs one DescribeKey and one ListTags (the tenancy check),
-// so call it once per reconcile.
-func resolveTarget(ctx context.Context, c client.Reader, o Options, ns string, ref *kmsv1alpha1.LocalObjectReference, rawID string) (*keyTarget, error) {
+// name (rawID) declared by an object in namespace ns that uses account (an
+// AWSAccount's name, "" for the operator's own). A ref costs no KMS call; a
+// raw id costs one DescribeKey and one ListTags (the tenancy check), so call
+// it once per reconcile. References never cross accounts.
+func resolveTarget(ctx context.Context, c client.Reader, o Options, ns, account string, ref *kmsv1alpha1.LocalObjectReference, rawID string) (*keyTarget, error) {
 	if ref != nil {
-		return targetOfKeyObject(ctx, c, o, ns, ref.Name)
+		return targetOfKeyObject(ctx, c, o, ns, account, ref.Name)
 	}
-	api, err := o.KMS.For(regionOfARN(rawID))
+	if err := checkARNAccount(ctx, c, account, rawID); err != nil {
+		return nil, err
+	}
+	api, err := o.KMS.For(account, regionOfARN(rawID))
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +60,7 @@ func resolveTarget(ctx context.Context, c client.Reader, o Options, ns string, r
 // namespaces) to its KMS key. A Key that is missing, being deleted or not yet
 // created in KMS is a wait, not an error: the Key watch brings the referring
 // object back as soon as the Key changes.
-func targetOfKeyObject(ctx context.Context, c client.Reader, o Options, ns, name string) (*keyTarget, error) {
+func targetOfKeyObject(ctx context.Context, c client.Reader, o Options, ns, account, name string) (*keyTarget, error) {
 	var key kmsv1alpha1.Key
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &key); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -74,8 +78,11 @@ func targetOfKeyObject(ctx context.Context, c client.Reader, o Options, ns, name
 		return nil, waitingForKey("Key %s is being deleted", name)
 	case key.Status.KeyID == "" || key.Status.ARN == "":
 		return nil, waitingForKey("Key %s has no KMS key yet", name)
+	case key.Status.Account != account:
+		return nil, newSpecError(kmsv1alpha1.ReasonReferenceRefused, fmt.Sprintf(
+			"Key %s is in %s and this object in %s: references cannot cross accounts", name, accountName(key.Status.Account), accountName(account)))
 	}
-	api, err := o.KMS.For(regionOfARN(key.Status.ARN))
+	api, err := o.KMS.For(account, regionOfARN(key.Status.ARN))
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +91,25 @@ func targetOfKeyObject(ctx context.Context, c client.Reader, o Options, ns, name
 		t.created = c.Time
 	}
 	return t, nil
+}
+
+// checkARNAccount refuses a key ARN of another AWS account than the
+// AWSAccount the referring object uses. (A key id or alias name is looked up
+// in that account anyway.)
+func checkARNAccount(ctx context.Context, c client.Reader, account, rawID string) error {
+	arnAccount := accountOfARN(rawID)
+	if account == "" || arnAccount == "" {
+		return nil
+	}
+	acct, err := getAccount(ctx, c, account)
+	if err != nil {
+		return err
+	}
+	if id := acct.Status.AccountID; id != "" && id != arnAccount {
+		return newSpecError(kmsv1alpha1.ReasonReferenceRefused, fmt.Sprintf(
+			"key %s is in AWS account %s, not in AWSAccount %s's: references cannot cross accounts", rawID, arnAccount, account))
+	}
+	return nil
 }
 
 func waitingForKey(format string, args ...any) error {

@@ -229,7 +229,7 @@ func TestKeyRefResolve(t *testing.T) {
 				raw = tc.raw(w)
 				w.kms.ResetCalls()
 			}
-			target, err := resolveTarget(context.Background(), c, w.opts, refNS, ref, raw)
+			target, err := resolveTarget(context.Background(), c, w.opts, refNS, "", ref, raw)
 			var got want
 			if target != nil {
 				got.Key = w.sym(target.id)

@@ -78,7 +78,10 @@ func (l *lifecycle[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Re
 			return ctrl.Result{}, nil // released; nothing left to write
 		}
 		orig := obj.DeepCopyObject().(T)
-		err := l.steps.reconcileDelete(ctx, obj)
+		err := l.releaseAccount(ctx, obj)
+		if err == nil {
+			err = l.steps.reconcileDelete(ctx, obj)
+		}
 		if err == nil {
 			err = l.dropFinalizer(ctx, obj)
 		}
@@ -87,14 +90,43 @@ func (l *lifecycle[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Re
 	if wait := l.firstResyncAfterStart(obj); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait, Priority: ptr.To(handler.LowPriority)}, nil
 	}
+	orig := obj.DeepCopyObject().(T)
+	account, err := l.useAccount(ctx, obj)
+	if err != nil {
+		return l.finish(ctx, orig, obj, ctrl.Result{}, err)
+	}
 	if err := l.prepare(ctx, obj); err != nil {
 		// Most often a conflict with a stale cache: no KMS call was made and
 		// nothing is known about KMS, so there is nothing to report.
 		return ctrl.Result{}, err
 	}
-	orig := obj.DeepCopyObject().(T)
+	// After prepare: its patch answers the stored object, whose status
+	// does not name the account yet.
+	if ao, ok := any(obj).(accountObject); ok {
+		ao.SetAccount(account)
+	}
 	res, err := l.steps.reconcileNormal(ctx, obj)
 	return l.finish(ctx, orig, obj, res, err)
+}
+
+// useAccount resolves and checks the account of the kinds whose KMS
+// resources live in an AWS account: every kind but the AWSAccount itself.
+func (l *lifecycle[T]) useAccount(ctx context.Context, obj T) (string, error) {
+	ao, ok := any(obj).(accountObject)
+	if !ok {
+		return "", nil
+	}
+	return useAccount(ctx, l.client, l.options, ao)
+}
+
+// releaseAccount sets up the clients of the account an object being deleted
+// has its KMS resource in.
+func (l *lifecycle[T]) releaseAccount(ctx context.Context, obj T) error {
+	ao, ok := any(obj).(accountObject)
+	if !ok {
+		return nil
+	}
+	return releaseAccount(ctx, l.client, l.options, ao)
 }
 
 // processStart is when this process started watching objects.

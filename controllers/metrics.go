@@ -25,6 +25,11 @@ var (
 		Help: "Key objects by the KMS key state last observed.",
 	}, []string{"state"})
 
+	accountReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kms_operator_account_ready",
+		Help: "1 while an AWSAccount's role can be assumed, 0 when it cannot.",
+	}, []string{"account"})
+
 	objectsByReadiness = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "kms_operator_objects",
 		Help: "Objects by kind and whether their Ready condition is True.",
@@ -32,14 +37,15 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(reconcileOutcomes, keysByState, objectsByReadiness)
+	metrics.Registry.MustRegister(reconcileOutcomes, keysByState, objectsByReadiness, accountReady)
 }
 
 // readiness keeps objectsByReadiness right as objects change or go away.
 var readiness = map[string]*gaugeTracker{
-	"Key":   {gauge: objectsByReadiness, fixed: []string{"Key"}},
-	"Alias": {gauge: objectsByReadiness, fixed: []string{"Alias"}},
-	"Grant": {gauge: objectsByReadiness, fixed: []string{"Grant"}},
+	"Key":        {gauge: objectsByReadiness, fixed: []string{"Key"}},
+	"Alias":      {gauge: objectsByReadiness, fixed: []string{"Alias"}},
+	"Grant":      {gauge: objectsByReadiness, fixed: []string{"Grant"}},
+	"AWSAccount": {gauge: objectsByReadiness, fixed: []string{"AWSAccount"}},
 }
 
 // count records obj's readiness in the objects gauge.

@@ -3,6 +3,7 @@
 package controllers
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"strings"
@@ -23,7 +24,9 @@ import (
 
 // Options configure every reconciler; main.go fills them from flags.
 type Options struct {
-	KMS                         kmsclient.Provider
+	KMS kmsclient.Provider
+	// Accounts sets up the clients of AWSAccounts (nil: none are used).
+	Accounts                    kmsclient.Accounts
 	SyncPeriod                  time.Duration
 	MaxConcurrentReconciles     int
 	ClusterName                 string
@@ -49,17 +52,24 @@ func SetupAll(mgr ctrl.Manager, o Options) error {
 		(&KeyReconciler{Options: o}).SetupWithManager(mgr),
 		(&AliasReconciler{Options: o}).SetupWithManager(mgr),
 		(&GrantReconciler{Options: o}).SetupWithManager(mgr),
+		(&AWSAccountReconciler{Options: o}).SetupWithManager(mgr),
 	)
 }
 
-// newController builds the controller of one kind, triggered by spec changes
-// only: the operator's own status writes would otherwise cost a KMS
-// observation each, and drift is caught by the resync period.
-func newController(mgr ctrl.Manager, kind string, forObject client.Object, o Options) *builder.Builder {
-	return ctrl.NewControllerManagedBy(mgr).
+// newController builds the controller of one kind whose objects live in an
+// AWS account (list is the kind's list), triggered by spec changes only: the
+// operator's own status writes would otherwise cost a KMS observation each,
+// and drift is caught by the resync period. It also follows the objects'
+// AWSAccounts and namespaces (account_watches.go).
+func newController(mgr ctrl.Manager, kind string, forObject client.Object, list client.ObjectList, o Options) (*builder.Builder, error) {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), forObject, accountField, indexAccount); err != nil {
+		return nil, err
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(strings.ToLower(kind)).
 		For(forObject, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controllerOptions(o))
+	return watchAccounts(b, mgr.GetClient(), list), nil
 }
 
 // controllerOptions are shared by the reconcilers. Failures back off from one

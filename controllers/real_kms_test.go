@@ -364,7 +364,7 @@ func TestReferenceToObservedKey(t *testing.T) {
 		w.opts.AllowUnmanagedKeyReferences = allow
 		key := w.keyObject("k1")
 		key.Spec.ManagementPolicy = kmsv1alpha1.ManagementPolicyObserve
-		_, err := targetOfKeyObject(context.Background(), newRefClient(t, key), w.opts, refNS, "k1")
+		_, err := targetOfKeyObject(context.Background(), newRefClient(t, key), w.opts, refNS, "", "k1")
 		if refused := failureOf(errOrNil(err)).reason == kmsv1alpha1.ReasonReferenceRefused; refused == allow {
 			t.Errorf("allow-unmanaged-key-references=%v: err %v", allow, err)
 		}

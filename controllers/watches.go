@@ -3,9 +3,6 @@ package controllers
 import (
 	"context"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -38,16 +35,6 @@ var keyReferenceChanged = predicate.Funcs{
 // found through the field index on list's kind.
 func referrersOf(c client.Client, list client.ObjectList, field string) handler.MapFunc {
 	return func(ctx context.Context, key client.Object) []reconcile.Request {
-		l := list.DeepCopyObject().(client.ObjectList)
-		if err := c.List(ctx, l, client.InNamespace(key.GetNamespace()), client.MatchingFields{field: key.GetName()}); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "listing the objects referencing a Key", "field", field)
-			return nil
-		}
-		var reqs []reconcile.Request
-		_ = meta.EachListItem(l, func(o runtime.Object) error {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o.(client.Object))})
-			return nil
-		})
-		return reqs
+		return requestsOf(ctx, c, list, client.InNamespace(key.GetNamespace()), client.MatchingFields{field: key.GetName()})
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 // AliasSpec is the declared state of a KMS alias.
 // +kubebuilder:validation:XValidation:rule="has(self.targetKeyRef) != has(self.targetKeyID)",message="exactly one of spec.targetKeyRef or spec.targetKeyID must be set"
+// +kubebuilder:validation:XValidation:rule="has(self.accountRef) == has(oldSelf.accountRef) && (!has(self.accountRef) || self.accountRef.name == oldSelf.accountRef.name)",message="spec.accountRef is immutable: a KMS resource cannot move between accounts"
 type AliasSpec struct {
 	// Name of the alias: alias/ followed by letters, digits, '/', '_' or '-'; at
 	// most 256 characters; alias/aws/ is reserved by AWS. Immutable.
@@ -28,10 +29,22 @@ type AliasSpec struct {
 	// +kubebuilder:validation:MaxLength=2048
 	// +optional
 	TargetKeyID string `json:"targetKeyID,omitempty"`
+
+	// AccountRef names the AWSAccount whose role the operator assumes to
+	// manage this object in KMS. Without it: the namespace's default
+	// (annotation kms.kmsoperator.io/default-account), else the operator's
+	// own identity. Immutable.
+	// +optional
+	AccountRef *AccountReference `json:"accountRef,omitempty"`
 }
 
 // AliasStatus is the observed state of a KMS alias.
 type AliasStatus struct {
+	// Account is the AWSAccount whose credentials manage the KMS resource;
+	// empty for the operator's own identity. Once the resource exists the
+	// object stays in that account.
+	// +optional
+	Account string `json:"account,omitempty"`
 	// TargetKeyID the alias points at in KMS.
 	// +optional
 	TargetKeyID string `json:"targetKeyID,omitempty"`

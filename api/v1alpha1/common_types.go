@@ -42,6 +42,20 @@ const (
 	// ReasonStillReferenced: a deleted Key is still referenced by Aliases or
 	// Grants of its namespace: its key's deletion waits for them.
 	ReasonStillReferenced = "StillReferenced"
+	// ReasonAccountNotAllowed: the object's namespace is not among the
+	// AWSAccount's allowedNamespaces (or the AWSAccount does not exist).
+	ReasonAccountNotAllowed = "AccountNotAllowed"
+	// ReasonAccountNotReady: the object's AWSAccount cannot be used now (its
+	// role cannot be assumed); retried when the AWSAccount turns Ready.
+	ReasonAccountNotReady = "AccountNotReady"
+	// ReasonAccountChanged: the object's account resolves to another account
+	// than the one its KMS resource lives in (a changed namespace default).
+	ReasonAccountChanged = "AccountChanged"
+	// ReasonAssumeRoleFailed: an AWSAccount's role cannot be assumed.
+	ReasonAssumeRoleFailed = "AssumeRoleFailed"
+	// ReasonInUse: a deleted AWSAccount is still used by objects; its
+	// deletion waits for them.
+	ReasonInUse = "InUse"
 )
 
 // Finalizer is set on every object whose KMS resource the operator must clean up.
@@ -106,3 +120,41 @@ func (g *Grant) SetConditions(c []metav1.Condition) { g.Status.Conditions = c }
 
 // SetObservedGeneration records the generation the Grant's status describes.
 func (g *Grant) SetObservedGeneration(gen int64) { g.Status.ObservedGeneration = gen }
+
+// The account an object's KMS resource lives in (see AWSAccount).
+
+// GetAccountRef returns spec.accountRef.
+func (k *Key) GetAccountRef() *AccountReference { return k.Spec.AccountRef }
+
+// GetAccount returns status.account.
+func (k *Key) GetAccount() string { return k.Status.Account }
+
+// SetAccount sets status.account.
+func (k *Key) SetAccount(a string) { k.Status.Account = a }
+
+// HasKMSResource reports whether the Key has recorded a KMS key.
+func (k *Key) HasKMSResource() bool { return k.Status.KeyID != "" }
+
+// GetAccountRef returns spec.accountRef.
+func (a *Alias) GetAccountRef() *AccountReference { return a.Spec.AccountRef }
+
+// GetAccount returns status.account.
+func (a *Alias) GetAccount() string { return a.Status.Account }
+
+// SetAccount sets status.account.
+func (a *Alias) SetAccount(acct string) { a.Status.Account = acct }
+
+// HasKMSResource reports whether the Alias has recorded a KMS alias.
+func (a *Alias) HasKMSResource() bool { return a.Status.ARN != "" || a.Status.TargetKeyID != "" }
+
+// GetAccountRef returns spec.accountRef.
+func (g *Grant) GetAccountRef() *AccountReference { return g.Spec.AccountRef }
+
+// GetAccount returns status.account.
+func (g *Grant) GetAccount() string { return g.Status.Account }
+
+// SetAccount sets status.account.
+func (g *Grant) SetAccount(a string) { g.Status.Account = a }
+
+// HasKMSResource reports whether the Grant has recorded a KMS grant.
+func (g *Grant) HasKMSResource() bool { return g.Status.GrantID != "" }

@@ -50,6 +50,7 @@ type GrantConstraints struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.granteeServicePrincipal) || has(self.retiringPrincipal) || has(self.retiringServicePrincipal)",message="spec.granteeServicePrincipal needs spec.retiringPrincipal or spec.retiringServicePrincipal: KMS requires one for a grant to an AWS service"
 // +kubebuilder:validation:XValidation:rule="!has(self.granteeServicePrincipal) || (has(self.constraints) && has(self.constraints.sourceArn))",message="spec.granteeServicePrincipal needs spec.constraints.sourceArn: KMS lets an AWS service use the key only on behalf of the resource it names"
 // +kubebuilder:validation:XValidation:rule="has(self.granteeServicePrincipal) || !has(self.constraints) || !has(self.constraints.sourceArn)",message="spec.constraints.sourceArn is only for a grant to an AWS service (spec.granteeServicePrincipal): KMS evaluates it only for requests a service makes"
+// +kubebuilder:validation:XValidation:rule="has(self.accountRef) == has(oldSelf.accountRef) && (!has(self.accountRef) || self.accountRef.name == oldSelf.accountRef.name)",message="spec.accountRef is immutable: a KMS resource cannot move between accounts"
 type GrantSpec struct {
 	// KeyRef names a Key in the same namespace.
 	// +optional
@@ -114,11 +115,23 @@ type GrantSpec struct {
 	// +kubebuilder:default=Revoke
 	// +optional
 	OnDelete GrantOnDelete `json:"onDelete,omitempty"`
+
+	// AccountRef names the AWSAccount whose role the operator assumes to
+	// manage this object in KMS. Without it: the namespace's default
+	// (annotation kms.kmsoperator.io/default-account), else the operator's
+	// own identity. Immutable.
+	// +optional
+	AccountRef *AccountReference `json:"accountRef,omitempty"`
 }
 
 // GrantStatus is the observed state of a KMS grant. The grant token is never
 // stored here: it is a secret.
 type GrantStatus struct {
+	// Account is the AWSAccount whose credentials manage the KMS resource;
+	// empty for the operator's own identity. Once the resource exists the
+	// object stays in that account.
+	// +optional
+	Account string `json:"account,omitempty"`
 	// GrantID of the current grant.
 	// +optional
 	GrantID string `json:"grantID,omitempty"`

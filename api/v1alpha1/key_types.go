@@ -101,6 +101,7 @@ type KeyDeletionProtection struct {
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.keyID) || (has(self.keyID) && self.keyID == oldSelf.keyID)",message="spec.keyID is immutable once set"
 // +kubebuilder:validation:XValidation:rule="has(self.region) == has(oldSelf.region)",message="spec.region is immutable: a key cannot move between regions"
 // +kubebuilder:validation:XValidation:rule="!has(self.keyID) || !has(self.region) || !self.keyID.startsWith('arn:') || self.keyID.split(':')[3] == self.region",message="spec.keyID is an ARN of another region than spec.region: a key lives in one region; drop spec.region or fix it"
+// +kubebuilder:validation:XValidation:rule="has(self.accountRef) == has(oldSelf.accountRef) && (!has(self.accountRef) || self.accountRef.name == oldSelf.accountRef.name)",message="spec.accountRef is immutable: a KMS resource cannot move between accounts"
 type KeySpec struct {
 	// Description of the key, up to 8192 characters.
 	// +kubebuilder:validation:MaxLength=8192
@@ -208,6 +209,13 @@ type KeySpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.region is immutable: a key cannot move between regions"
 	// +optional
 	Region string `json:"region,omitempty"`
+
+	// AccountRef names the AWSAccount whose role the operator assumes to
+	// manage this object in KMS. Without it: the namespace's default
+	// (annotation kms.kmsoperator.io/default-account), else the operator's
+	// own identity. Immutable.
+	// +optional
+	AccountRef *AccountReference `json:"accountRef,omitempty"`
 }
 
 // KeyRotationStatus is the rotation KMS reports.
@@ -249,6 +257,11 @@ type KeyLastUsage struct {
 
 // KeyStatus is the observed state of a KMS key.
 type KeyStatus struct {
+	// Account is the AWSAccount whose credentials manage the KMS resource;
+	// empty for the operator's own identity. Once the resource exists the
+	// object stays in that account.
+	// +optional
+	Account string `json:"account,omitempty"`
 	// KeyID of the KMS key.
 	// +optional
 	KeyID string `json:"keyID,omitempty"`

@@ -10,7 +10,7 @@ local waiting = {
 -- (a Key's spec.deletionProtection): it stays until a person acts or time
 -- passes, which the deletion's Progressing would hide.
 local held = {
-  DeletionProtected = true, StillReferenced = true,
+  DeletionProtected = true, StillReferenced = true, InUse = true,
 }
 local function describe(c)
   local m = c.reason or "Unknown"

@@ -33,7 +33,7 @@ func dump(ctx context.Context, ns string) error {
 	if err != nil {
 		return err
 	}
-	kms, err := provider.For("")
+	kms, err := provider.For("", "")
 	if err != nil {
 		return err
 	}

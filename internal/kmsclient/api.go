@@ -66,9 +66,11 @@ type API interface {
 	GetKeyLastUsage(ctx context.Context, keyID string) (*LastUsage, error)
 }
 
-// Provider hands out an API per region; "" is the operator's default region.
+// Provider hands out an API per account and region: account "" is the
+// operator's own identity, another an AWSAccount's name; region "" is the
+// account's default region.
 type Provider interface {
-	For(region string) (API, error)
+	For(account, region string) (API, error)
 }
 
 // Key is a KMS key's metadata.

@@ -55,7 +55,7 @@ func TestAppIDInUserAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := p.For("")
+	api, err := p.For("", "")
 	if err != nil {
 		t.Fatal(err)
 	}

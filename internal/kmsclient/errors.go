@@ -132,6 +132,8 @@ var codeClasses = map[string]Class{
 	// CreateAlias answers it for the reserved alias/aws/ prefix.
 	"NotAuthorizedException": Invalid,
 	"AccessDeniedException":  AccessDenied,
+	// STS (AssumeRole of an AWSAccount's role) says it without the suffix.
+	"AccessDenied": AccessDenied,
 }
 
 // classify wraps an SDK error from KMS operation op into an *Error.

@@ -12,9 +12,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,8 +39,6 @@ type ProviderOptions struct {
 	Registerer prometheus.Registerer
 	// Pacing paces requests per operation (ratelimit.go).
 	Pacing Pacing
-	// Account labels this identity's metrics; "" is the operator's own.
-	Account string
 	// Log receives what the provider decides about pacing; the zero Logger
 	// discards it.
 	Log logr.Logger
@@ -50,16 +50,35 @@ type ProviderOptions struct {
 // quotaRefresh is how often an account's applied quotas are read again.
 const quotaRefresh = time.Hour
 
-// SDKProvider hands out one KMS client per region, all sharing one identity
-// (the default credential chain: environment, IRSA web identity, Pod Identity,
-// IMDS). Each region's requests are paced on their own: quotas are per
-// account and region.
+// SDKProvider hands out one KMS client per account and region: the
+// operator's own identity (the default credential chain: environment, IRSA
+// web identity, Pod Identity, IMDS), account "", and the AWSAccounts set with
+// SetAccount, whose credentials come from STS AssumeRole (accounts.go). Each
+// account and region is paced on its own: KMS quotas are per account and
+// region.
 type SDKProvider struct {
-	cfg  aws.Config
 	opts ProviderOptions
 
 	metrics        *metrics
 	limiterMetrics *limiterMetrics
+
+	own *identity
+
+	mu       sync.Mutex
+	accounts map[string]*identity // by AWSAccount name
+}
+
+// identity is one set of credentials (one AWS account) and its clients.
+type identity struct {
+	name  string     // the AWSAccount's name, "" for the operator's own
+	cfg   aws.Config // credentials, default region, application id
+	creds *aws.CredentialsCache
+	// endpoint overrides the KMS endpoint; "" keeps the SDK's resolution.
+	endpoint string
+	pacing   Pacing
+	account  AccountConfig                // of an AWSAccount
+	sts      *sts.Client                  // of an AWSAccount
+	assume   *stscreds.AssumeRoleProvider // of an AWSAccount: creds' source
 
 	mu      sync.Mutex
 	regions map[string]*regionClient
@@ -98,46 +117,76 @@ func NewProvider(ctx context.Context, opts ProviderOptions) (*SDKProvider, error
 	if err != nil {
 		return nil, fmt.Errorf("registering KMS rate limiter metrics: %w", err)
 	}
-	return &SDKProvider{cfg: cfg, opts: opts, metrics: m, limiterMetrics: lm, regions: map[string]*regionClient{}}, nil
+	own := &identity{cfg: cfg, endpoint: opts.Endpoint, pacing: opts.Pacing, regions: map[string]*regionClient{}}
+	return &SDKProvider{opts: opts, metrics: m, limiterMetrics: lm, own: own, accounts: map[string]*identity{}}, nil
 }
 
-// For returns the client of region, "" meaning the default region. The first
+// For returns the client of an account and region: account "" is the
+// operator's own identity, region "" the account's default region. The first
 // call for a region reads the account's quotas there, so pacing starts right.
-func (p *SDKProvider) For(region string) (API, error) {
-	if region == "" {
-		region = p.cfg.Region
+func (p *SDKProvider) For(account, region string) (API, error) {
+	id, err := p.identity(account)
+	if err != nil {
+		return nil, err
 	}
 	if region == "" {
-		return nil, errors.New("no AWS region: set one on the resource, in the operator configuration or in AWS_REGION")
+		region = id.cfg.Region
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	rc, ok := p.regions[region]
+	if region == "" {
+		return nil, errors.New("no AWS region: set one on the resource, the AWSAccount, in the operator configuration or in AWS_REGION")
+	}
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	rc, ok := id.regions[region]
 	if !ok {
-		rc = p.newRegionClient(region)
-		p.regions[region] = rc
-		p.pace(context.Background(), region, rc)
+		rc = p.newRegionClient(id, region)
+		id.regions[region] = rc
+		p.pace(context.Background(), id, region, rc)
 	}
 	return rc.api, nil
 }
 
-func (p *SDKProvider) newRegionClient(region string) *regionClient {
-	l := newLimiter(p.opts.Account, region, p.limiterMetrics)
-	count := p.metrics.addTo(p.opts.Account, region)
+// identity returns the identity of account ("" is the operator's own).
+func (p *SDKProvider) identity(account string) (*identity, error) {
+	if account == "" {
+		return p.own, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id, ok := p.accounts[account]
+	if !ok {
+		return nil, fmt.Errorf("AWSAccount %s is not set up in the operator yet", account)
+	}
+	return id, nil
+}
+
+func (p *SDKProvider) newRegionClient(id *identity, region string) *regionClient {
+	l := newLimiter(id.name, region, p.limiterMetrics)
+	count := p.metrics.addTo(id.name, region)
+	refresh := id.refreshOnExpiredToken
 	return &regionClient{
 		limiter: l,
 		api: &sdkClient{
-			kms:     kms.NewFromConfig(p.cfg, clientOptions(region, p.opts.Endpoint, count, l), withRetryer),
-			tagging: resourcegroupstaggingapi.NewFromConfig(p.cfg, taggingOptions(region, p.opts.TaggingEndpoint, count, l)),
+			kms:     kms.NewFromConfig(id.cfg, clientOptions(region, id.endpoint, count, l), withRetryer, withAPIOption(refresh)),
+			tagging: resourcegroupstaggingapi.NewFromConfig(id.cfg, taggingOptions(region, p.taggingEndpoint(id), count, l)),
 		},
-		quotas: servicequotas.NewFromConfig(p.cfg, func(o *servicequotas.Options) { o.Region = region }),
+		quotas: servicequotas.NewFromConfig(id.cfg, func(o *servicequotas.Options) { o.Region = region }),
 	}
 }
 
-// pace sets region's pacing: the account's applied quotas (Service Quotas)
-// when asked for and readable, else AWS's defaults, times the share.
-func (p *SDKProvider) pace(ctx context.Context, region string, rc *regionClient) {
-	pacing := p.opts.Pacing
+// taggingEndpoint is the Resource Groups Tagging API endpoint of id: the
+// configured one for the operator's own identity, else the SDK's resolution.
+func (p *SDKProvider) taggingEndpoint(id *identity) string {
+	if id == p.own {
+		return p.opts.TaggingEndpoint
+	}
+	return ""
+}
+
+// pace sets the pacing of id's region: the account's applied quotas (Service
+// Quotas) when asked for and readable, else AWS's defaults, times the share.
+func (p *SDKProvider) pace(ctx context.Context, id *identity, region string, rc *regionClient) {
+	pacing := id.pacing
 	var applied map[string]float64
 	source := "AWS's default quotas"
 	if pacing.FromServiceQuotas && (pacing.Share > 0 || len(pacing.Overrides) > 0) {
@@ -145,7 +194,7 @@ func (p *SDKProvider) pace(ctx context.Context, region string, rc *regionClient)
 		defer cancel()
 		var err error
 		if applied, err = appliedQuotas(ctx, rc.quotas); err != nil {
-			p.opts.Log.Info("cannot read the account's KMS quotas from Service Quotas; pacing to AWS's defaults", "region", region, "error", err.Error())
+			p.opts.Log.Info("cannot read the account's KMS quotas from Service Quotas; pacing to AWS's defaults", "account", id.name, "region", region, "error", err.Error())
 		} else {
 			source = "the account's applied quotas (Service Quotas)"
 		}
@@ -155,12 +204,13 @@ func (p *SDKProvider) pace(ctx context.Context, region string, rc *regionClient)
 		quotas = maps.Clone(pacing.Overrides)
 	}
 	rc.limiter.set(quotas)
-	p.opts.Log.Info("pacing KMS requests", "account", p.opts.Account, "region", region, "source", source, "share", pacing.Share,
+	p.opts.Log.Info("pacing KMS requests", "account", id.name, "region", region, "source", source, "share", pacing.Share,
 		"CreateKey", quotas["CreateKey"], "DescribeKey", quotas["DescribeKey"], "CreateGrant", quotas["CreateGrant"])
 }
 
-// Start reads every region's quotas again each hour: an account's quotas can
-// be raised while the operator runs. It implements manager.Runnable.
+// Start reads every account's and region's quotas again each hour: an
+// account's quotas can be raised while the operator runs. It implements
+// manager.Runnable.
 func (p *SDKProvider) Start(ctx context.Context) error {
 	if !p.opts.Pacing.FromServiceQuotas {
 		return nil
@@ -172,14 +222,32 @@ func (p *SDKProvider) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			p.mu.Lock()
-			regions := maps.Clone(p.regions)
-			p.mu.Unlock()
-			for region, rc := range regions {
-				p.pace(ctx, region, rc)
+			for _, id := range p.identities() {
+				id.mu.Lock()
+				regions := maps.Clone(id.regions)
+				id.mu.Unlock()
+				for region, rc := range regions {
+					p.pace(ctx, id, region, rc)
+				}
 			}
 		}
 	}
+}
+
+// identities are the operator's own and every account's.
+func (p *SDKProvider) identities() []*identity {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := []*identity{p.own}
+	for _, id := range p.accounts {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// withAPIOption adds a middleware to a KMS client's stack.
+func withAPIOption(add func(*middleware.Stack) error) func(*kms.Options) {
+	return func(o *kms.Options) { o.APIOptions = append(o.APIOptions, add) }
 }
 
 // clientOptions configures a KMS client for region.
@@ -212,8 +280,16 @@ func taggingOptions(region, endpoint string, count func(*middleware.Stack) error
 // exponential backoff, without its retry-token bucket: under a burst of faults
 // that bucket fails requests client-side with "retry quota exceeded", and the
 // workqueue already backs off whole reconciles.
+//
+// ExpiredTokenException is retried too: KMS answers it when temporary
+// credentials expired earlier than the client thought (a skewed clock, a
+// revoked session); refreshOnExpiredToken drops them first, so the retry
+// assumes the role again.
 func withRetryer(o *kms.Options) {
-	o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.RateLimiter = ratelimit.None })
+	o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+		so.RateLimiter = ratelimit.None
+		so.Retryables = append(so.Retryables, retry.RetryableErrorCode{Codes: map[string]struct{}{"ExpiredTokenException": {}}})
+	})
 }
 
 // noRetry is for calls that are not idempotent: a CreateKey whose response

@@ -142,7 +142,7 @@ const runTag = "kms-operator-e2e-run"
 // cluster name) and the tests' own (by runTag), even after failed tests.
 func cleanupAWS(ctx context.Context) {
 	for _, region := range []string{"", "eu-west-1", "eu-west-2"} {
-		api, err := kmsProvider.For(region)
+		api, err := kmsProvider.For("", region)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "e2e cleanup:", err)
 			continue

@@ -104,7 +104,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: kms:", err)
 		return 1
 	}
-	if kms, err = kmsProvider.For(""); err != nil {
+	if kms, err = kmsProvider.For("", ""); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: kms:", err)
 		return 1
 	}

@@ -248,7 +248,7 @@ func TestAccessDenied(t *testing.T) {
 // adopted in that region, not looked for in the default one.
 func TestKeyIDOfAnotherRegion(t *testing.T) {
 	explainFailure(t)
-	euw1, err := kmsProvider.For("eu-west-1")
+	euw1, err := kmsProvider.For("", "eu-west-1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,10 +25,10 @@ var kinds = []string{"Key", "Alias", "Grant"}
 var (
 	waitingReasons  = []string{"Updating", "WaitingForKey", "Throttled", "ReconcileError", "Propagating"}
 	terminalReasons = []string{"InvalidSpec", "InvalidKeyState", "Conflict", "AdoptionRefused", "ReferenceRefused", "NotFound", "Drifted", "AccessDenied",
-		"DeletionProtected", "StillReferenced"}
+		"DeletionProtected", "StillReferenced", "AccountNotAllowed", "AccountNotReady", "AccountChanged", "AssumeRoleFailed", "InUse"}
 	// Terminal reasons that hold an object's deletion back: Degraded even
 	// while it is being deleted.
-	heldReasons = []string{"DeletionProtected", "StillReferenced"}
+	heldReasons = []string{"DeletionProtected", "StillReferenced", "InUse"}
 	// Reasons of Ready=True or of the Synced condition only.
 	otherReasons = []string{"Available", "ReconcileSuccess", "ObserveOnly"}
 )

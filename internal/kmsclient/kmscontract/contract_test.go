@@ -38,7 +38,7 @@ func TestKMSServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := p.For("")
+	api, err := p.For("", "")
 	if err != nil {
 		t.Fatal(err)
 	}

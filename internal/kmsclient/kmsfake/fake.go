@@ -65,6 +65,7 @@ type Fake struct {
 	Now func() time.Time
 
 	mu      sync.Mutex
+	account string
 	region  string
 	seq     int
 	keys    map[string]*fakeKey // by key id
@@ -115,11 +116,12 @@ type injection struct {
 var _ kmsclient.API = (*Fake)(nil)
 
 // NewFake returns an empty fake KMS in us-east-1.
-func NewFake() *Fake { return newFake(fakeRegion) }
+func NewFake() *Fake { return newFake(fakeAccount, fakeRegion) }
 
-func newFake(region string) *Fake {
+func newFake(account, region string) *Fake {
 	return &Fake{
 		Now:     time.Now,
+		account: account,
 		region:  region,
 		keys:    map[string]*fakeKey{},
 		aliases: map[string]string{},
@@ -253,7 +255,7 @@ func (f *Fake) resolve(op, keyID string) (*fakeKey, error) {
 }
 
 func (f *Fake) arnPrefix() string {
-	return "arn:" + f.partition() + ":kms:" + f.region + ":" + fakeAccount + ":"
+	return "arn:" + f.partition() + ":kms:" + f.region + ":" + f.account + ":"
 }
 
 // partition is the partition of the fake's region, as in real ARNs.
@@ -366,7 +368,7 @@ func (f *Fake) CreateKey(_ context.Context, in kmsclient.CreateKeyInput) (*kmscl
 		}
 		policy := in.Policy
 		if policy == "" {
-			policy = defaultPolicy(f.partition())
+			policy = defaultPolicy(f.partition(), f.account)
 		} else if !json.Valid([]byte(policy)) {
 			return kmsError(op, "MalformedPolicyDocumentException", "The policy is not valid JSON.")
 		}
@@ -409,9 +411,9 @@ func (f *Fake) CreateKey(_ context.Context, in kmsclient.CreateKeyInput) (*kmscl
 
 // defaultPolicy is the policy KMS gives a key created without one, naming
 // the account root in the key's partition.
-func defaultPolicy(partition string) string {
+func defaultPolicy(partition, account string) string {
 	return `{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:` +
-		partition + `:iam::` + fakeAccount + `:root"},"Action":"kms:*","Resource":"*"}]}`
+		partition + `:iam::` + account + `:root"},"Action":"kms:*","Resource":"*"}]}`
 }
 
 func orDefault(s, def string) string {
@@ -906,32 +908,104 @@ func (f *Fake) SetTrackingStart(at time.Time) {
 	f.trackingStart = at
 }
 
-// FakeProvider hands out one Fake per region, created on first use.
+// FakeProvider hands out one Fake per account and region, created on first
+// use: the operator's own account is 111122223333; an AWSAccount's is the
+// account of its role, once SetAccount set it up. It implements
+// kmsclient.Accounts too.
 type FakeProvider struct {
-	mu    sync.Mutex
-	fakes map[string]*Fake
+	mu       sync.Mutex
+	fakes    map[string]*Fake
+	accounts map[string]kmsclient.AccountConfig
+	// VerifyErr, when set for an account, is what VerifyAccount answers.
+	VerifyErr map[string]error
 }
 
-var _ kmsclient.Provider = (*FakeProvider)(nil)
+var (
+	_ kmsclient.Provider = (*FakeProvider)(nil)
+	_ kmsclient.Accounts = (*FakeProvider)(nil)
+)
 
 // NewFakeProvider returns a provider whose default region is us-east-1.
-func NewFakeProvider() *FakeProvider { return &FakeProvider{fakes: map[string]*Fake{}} }
+func NewFakeProvider() *FakeProvider {
+	return &FakeProvider{fakes: map[string]*Fake{}, accounts: map[string]kmsclient.AccountConfig{}, VerifyErr: map[string]error{}}
+}
 
-func (p *FakeProvider) For(region string) (kmsclient.API, error) { return p.Fake(region), nil }
-
-// Fake returns the fake KMS of region ("" is us-east-1).
-func (p *FakeProvider) Fake(region string) *Fake {
-	if region == "" {
-		region = fakeRegion
+// For implements kmsclient.Provider; an account not set up is an error, as
+// in the SDK provider.
+func (p *FakeProvider) For(account, region string) (kmsclient.API, error) {
+	if account != "" {
+		p.mu.Lock()
+		_, ok := p.accounts[account]
+		p.mu.Unlock()
+		if !ok {
+			return nil, fmt.Errorf("AWSAccount %s is not set up in the operator yet", account)
+		}
 	}
+	return p.FakeIn(account, region), nil
+}
+
+// Fake returns the fake KMS of the operator's own account in region ("" is
+// us-east-1).
+func (p *FakeProvider) Fake(region string) *Fake { return p.FakeIn("", region) }
+
+// FakeIn returns the fake KMS of an account (an AWSAccount's name, "" for
+// the operator's own) in region.
+func (p *FakeProvider) FakeIn(account, region string) *Fake {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	f, ok := p.fakes[region]
+	id := fakeAccount
+	if cfg, ok := p.accounts[account]; ok {
+		id = accountOfARN(cfg.RoleARN)
+		region = orDefault(region, cfg.Region)
+	}
+	region = orDefault(region, fakeRegion)
+	f, ok := p.fakes[id+"/"+region]
 	if !ok {
-		f = newFake(region)
-		p.fakes[region] = f
+		f = newFake(id, region)
+		p.fakes[id+"/"+region] = f
 	}
 	return f
+}
+
+// SetAccount implements kmsclient.Accounts.
+func (p *FakeProvider) SetAccount(name string, cfg kmsclient.AccountConfig) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.accounts[name] = cfg
+}
+
+// RemoveAccount implements kmsclient.Accounts.
+func (p *FakeProvider) RemoveAccount(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.accounts, name)
+}
+
+// VerifyAccount implements kmsclient.Accounts: the role's account, a session
+// ARN and an expiry of SessionDuration from now, or VerifyErr[name].
+func (p *FakeProvider) VerifyAccount(_ context.Context, name string) (*kmsclient.Identity, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cfg, ok := p.accounts[name]
+	if !ok {
+		return nil, fmt.Errorf("AWSAccount %s is not set up in the operator yet", name)
+	}
+	if err := p.VerifyErr[name]; err != nil {
+		return nil, err
+	}
+	id := accountOfARN(cfg.RoleARN)
+	role := cfg.RoleARN[strings.LastIndex(cfg.RoleARN, "/")+1:]
+	return &kmsclient.Identity{AccountID: id, ARN: "arn:aws:sts::" + id + ":assumed-role/" + role + "/" + cfg.SessionName,
+		Expires: time.Now().Add(cfg.SessionDuration)}, nil
+}
+
+// accountOfARN is the account field of an ARN.
+func accountOfARN(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) < 6 {
+		return ""
+	}
+	return parts[4]
 }
 
 // nilIfEmpty makes "no constraint" one value, as kmsclient's ListGrants does.

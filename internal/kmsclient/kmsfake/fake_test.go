@@ -94,9 +94,9 @@ func TestFakeFailUnknownOperation(t *testing.T) {
 
 func TestFakeProvider(t *testing.T) {
 	p := kmsfake.NewFakeProvider()
-	def, _ := p.For("")
-	use1, _ := p.For("us-east-1")
-	euw1, _ := p.For("eu-west-1")
+	def, _ := p.For("", "")
+	use1, _ := p.For("", "us-east-1")
+	euw1, _ := p.For("", "eu-west-1")
 	k, err := euw1.CreateKey(context.Background(), kmsclient.CreateKeyInput{})
 	if err != nil {
 		t.Fatal(err)
