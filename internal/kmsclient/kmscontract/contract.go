@@ -97,6 +97,8 @@ func Cases() map[string]Case {
 		"DeletionWindow":       deletionWindow(),
 		"Rotation":             rotation(),
 		"FindKeys":             findKeys(),
+		"ImportSymmetric":      importSymmetric(),
+		"ImportAsymmetric":     importAsymmetric(),
 	}
 }
 

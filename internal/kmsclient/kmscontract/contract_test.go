@@ -17,6 +17,7 @@ import (
 
 func TestFake(t *testing.T) {
 	kmscontract.Run(t, func(*testing.T) kmsclient.API { return kmsfake.NewFake() })
+	kmscontract.RunRegions(t, func(*testing.T) kmsclient.Provider { return kmsfake.NewFakeProvider() })
 }
 
 // TestKMSServer runs the contract against the project's KMS server through
@@ -36,6 +37,7 @@ func TestKMSServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	kmscontract.Run(t, func(*testing.T) kmsclient.API { return api })
+	kmscontract.RunRegions(t, func(*testing.T) kmsclient.Provider { return p })
 }
 
 var listening = regexp.MustCompile(`listening on (http://\S+)`)
