@@ -38,6 +38,9 @@ func (t *keyTarget) stale(err error, o Options) error {
 // call; a raw id costs one DescribeKey and one ListTags (the tenancy check),
 // so call it once per reconcile.
 func resolveTarget(ctx context.Context, c client.Reader, o Options, ns string, ref *kmsv1alpha1.LocalObjectReference, rawID string) (*keyTarget, error) {
+	if ref != nil && ref.IsReplicaKey() {
+		return targetOfReplicaKeyObject(ctx, c, o, ns, ref.Name)
+	}
 	if ref != nil {
 		return targetOfKeyObject(ctx, c, o, ns, ref.Name)
 	}

@@ -34,12 +34,12 @@ var keyReferenceChanged = predicate.Funcs{
 	},
 }
 
-// referrersOf maps a Key to the objects of its namespace that reference it,
-// found through the field index on list's kind.
+// referrersOf maps a Key (a ReplicaKey, a Secret) to the objects of its
+// namespace that reference it, found through the field index on list's kind.
 func referrersOf(c client.Client, list client.ObjectList, field string) handler.MapFunc {
 	return func(ctx context.Context, key client.Object) []reconcile.Request {
 		l := list.DeepCopyObject().(client.ObjectList)
-		if err := c.List(ctx, l, client.InNamespace(key.GetNamespace()), client.MatchingFields{field: key.GetName()}); err != nil {
+		if err := c.List(ctx, l, client.InNamespace(key.GetNamespace()), client.MatchingFields{field: refIndexValueOf(key)}); err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "listing the objects referencing a Key", "field", field)
 			return nil
 		}

@@ -36,7 +36,8 @@ type GrantConstraints struct {
 // before the old one is revoked).
 // +kubebuilder:validation:XValidation:rule="has(self.keyRef) != has(self.keyID)",message="exactly one of spec.keyRef or spec.keyID must be set"
 type GrantSpec struct {
-	// KeyRef names a Key in the same namespace.
+	// KeyRef names a Key (or, with kind ReplicaKey, a ReplicaKey) in the
+	// same namespace; the grant is on its key, in its region.
 	// +optional
 	KeyRef *LocalObjectReference `json:"keyRef,omitempty"`
 

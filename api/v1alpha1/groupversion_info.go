@@ -1,4 +1,4 @@
-// Package v1alpha1 holds the kms.kmsoperator.io/v1alpha1 API: Key, Alias and Grant.
+// Package v1alpha1 holds the kms.kmsoperator.io/v1alpha1 API: Key, ReplicaKey, Alias and Grant.
 // +kubebuilder:object:generate=true
 // +groupName=kms.kmsoperator.io
 package v1alpha1
@@ -26,6 +26,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&Key{}, &KeyList{},
 		&Alias{}, &AliasList{},
 		&Grant{}, &GrantList{},
+		&ReplicaKey{}, &ReplicaKeyList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -24,6 +24,9 @@ var DefaultQuotas = map[string]float64{
 	"DescribeKey": 2000, "ListResourceTags": 2000,
 	"GetKeyPolicy": 1000, "GetKeyRotationStatus": 1000,
 	"ListKeys": 500, "ListAliases": 500, "ListGrants": 100,
+	// Multi-Region keys and imported key material.
+	"ReplicateKey": 5, "UpdatePrimaryRegion": 5, "GetParametersForImport": 1,
+	"ImportKeyMaterial": 15, "DeleteImportedKeyMaterial": 15, "ListKeyRotations": 100,
 }
 
 // Quotas scales quotas by share (the part of the account's quota this
