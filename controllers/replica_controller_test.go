@@ -40,7 +40,9 @@ func createObjects(t *testing.T, e *regionEnv, objs ...client.Object) {
 	}
 }
 
-func reqOf(o client.Object) ctrl.Request { return ctrl.Request{NamespacedName: client.ObjectKeyFromObject(o)} }
+func reqOf(o client.Object) ctrl.Request {
+	return ctrl.Request{NamespacedName: client.ObjectKeyFromObject(o)}
+}
 
 func TestReplicaKeyCreate(t *testing.T) {
 	runReplicaCases(t, map[string]replicaCase{

@@ -218,4 +218,3 @@ func secret(name, key string, material []byte) *corev1.Secret {
 
 // syncedOf summarises obj's Synced condition as "Status/Reason".
 func syncedOf(obj object) string { return condition(obj.GetConditions(), kmsv1alpha1.ConditionSynced) }
-
