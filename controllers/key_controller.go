@@ -96,7 +96,6 @@ func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Ke
 	}
 	imported, err := r.reconcileMaterial(ctx, api, key, obs)
 	if err != nil {
-		r.eventChanges(key, imported)
 		return ctrl.Result{}, err
 	}
 	ds := r.diff(key, obs)
@@ -108,11 +107,11 @@ func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Ke
 		return ctrl.Result{}, err
 	}
 	applied, err := r.apply(ctx, apis, key, ds)
-	applied = append(imported, applied...)
 	r.eventChanges(key, applied)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	applied = append(imported, applied...)
 	recordApplied(key, obs)
 	r.states.set(key.UID, key.Status.KeyState)
 	r.memory.settle(key.UID, r.consistencyWindow())

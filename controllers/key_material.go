@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
@@ -81,7 +82,28 @@ func (r *KeyReconciler) reconcileMaterial(ctx context.Context, api kmsclient.API
 	case !sameExpiry(src.ValidTo, before):
 		applied = []string{aspectMaterialExpiry}
 	}
-	return applied, r.recordMaterials(ctx, api, key, obs, imp.imports > 0)
+	r.eventMaterial(key, applied, missing && st != nil)
+	return applied, r.recordMaterials(ctx, api, key, obs, len(applied) > 0)
+}
+
+// eventMaterial emits one event for what the material step did. A change of
+// the Secret is no drift (the spec names the Secret, not its content);
+// material KMS lost (deleted or expired) and imported again is.
+func (r *KeyReconciler) eventMaterial(key *kmsv1alpha1.Key, applied []string, restored bool) {
+	if len(applied) == 0 {
+		return
+	}
+	ref, id := key.Spec.KeyMaterial.SecretRef, key.Status.KeyID
+	switch {
+	case applied[0] == aspectMaterialRotated:
+		r.event(key, corev1.EventTypeNormal, "KeyMaterialRotated", "RotateKeyOnDemand",
+			"KMS key %s rotated to new key material from Secret %s; the old material stays to decrypt", id, ref.Name)
+	case restored:
+		r.event(key, corev1.EventTypeWarning, "DriftCorrected", "ImportKeyMaterial",
+			"the key material of KMS key %s was deleted or had expired; imported again from Secret %s", id, ref.Name)
+	default:
+		r.event(key, corev1.EventTypeNormal, "KeyMaterialImported", "ImportKeyMaterial", "KMS key %s: %s from Secret %s", id, applied[0], ref.Name)
+	}
 }
 
 // recordMaterials puts the key's material in status: the current id and

@@ -288,3 +288,52 @@ func TestReplicaKeyDelete(t *testing.T) {
 		},
 	})
 }
+
+func TestReplicaKeyReferences(t *testing.T) {
+	runReplicaCases(t, map[string]replicaCase{
+		"AliasAndGrantInTheReplicasRegion": {
+			reason: "An Alias and a Grant naming a ReplicaKey (kind ReplicaKey) live in the replica's region; one naming the Key stays in the Key's.",
+			run: func(t *testing.T, e *regionEnv) any {
+				replicaAlias := newAlias("eu-alias", "eu")
+				replicaAlias.Spec.TargetKeyRef.Kind = kmsv1alpha1.KindReplicaKey
+				keyAlias := newAlias("key-alias", keyTestName)
+				keyAlias.Spec.Name = "alias/on-the-key"
+				grant := newGrant("eu")
+				grant.Spec.KeyRef.Kind = kmsv1alpha1.KindReplicaKey
+				createObjects(t, e, newMRKey(), newReplicaKey("eu", west), replicaAlias, keyAlias, grant)
+				id := e.primaryReady()
+				e.replicaReady("eu")
+				aliases := &AliasReconciler{Options: e.opts, client: e.c, recorder: e.rec}
+				grants := &GrantReconciler{Options: e.opts, client: e.c, recorder: e.rec}
+				for _, o := range []client.Object{replicaAlias, keyAlias} {
+					if _, err := aliases.Reconcile(context.Background(), reqOf(o)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := grants.Reconcile(context.Background(), reqOf(grant)); err != nil {
+					t.Fatal(err)
+				}
+				inWest, _ := e.kms(west).GetAlias(context.Background(), replicaAlias.Spec.Name)
+				inEast, _ := e.kms(east).GetAlias(context.Background(), keyAlias.Spec.Name)
+				_, notInEast := e.kms(east).GetAlias(context.Background(), replicaAlias.Spec.Name)
+				return []any{inWest != nil && inWest.TargetKeyID == id, inEast != nil && inEast.TargetKeyID == id, kmsclient.IsNotFound(notInEast),
+					len(e.kms(west).Grants(id)), len(e.kms(east).Grants(id))}
+			},
+			want: []any{true, true, true, 1, 0},
+		},
+		"WaitsForTheReplica": {
+			reason: "An Alias applied with its ReplicaKey waits for the replica (WaitingForKey), like one applied with its Key.",
+			run: func(t *testing.T, e *regionEnv) any {
+				a := newAlias("eu-alias", "eu")
+				a.Spec.TargetKeyRef.Kind = kmsv1alpha1.KindReplicaKey
+				createObjects(t, e, newMRKey(), newReplicaKey("eu", west), a)
+				if _, err := (&AliasReconciler{Options: e.opts, client: e.c, recorder: e.rec}).Reconcile(context.Background(), reqOf(a)); err != nil {
+					t.Fatal(err)
+				}
+				_ = e.c.Get(context.Background(), reqOf(a).NamespacedName, a)
+				return syncedOf(a)
+			},
+			want: "False/WaitingForKey",
+		},
+	})
+}

@@ -49,7 +49,12 @@ func newRegionEnv(t *testing.T, objs ...client.Object) *regionEnv {
 	p := kmsfake.NewFakeProvider()
 	e := &regionEnv{
 		t: t, provider: p,
-		c:    fake.NewClientBuilder().WithScheme(s).WithStatusSubresource(&kmsv1alpha1.Key{}, &kmsv1alpha1.ReplicaKey{}).WithObjects(objs...).Build(),
+		c: fake.NewClientBuilder().WithScheme(s).
+			WithStatusSubresource(&kmsv1alpha1.Key{}, &kmsv1alpha1.ReplicaKey{}, &kmsv1alpha1.Alias{}, &kmsv1alpha1.Grant{}).
+			WithIndex(&kmsv1alpha1.Alias{}, aliasTargetKeyRefField, indexAliasTargetKeyRef).
+			WithIndex(&kmsv1alpha1.Alias{}, aliasNameField, indexAliasName).
+			WithIndex(&kmsv1alpha1.Grant{}, grantKeyRefField, indexGrantKeyRef).
+			WithObjects(objs...).Build(),
 		opts: Options{KMS: p, SyncPeriod: keySyncPeriod, ClusterName: keyTestCluster},
 	}
 	e.restart()
@@ -218,3 +223,16 @@ func secret(name, key string, material []byte) *corev1.Secret {
 
 // syncedOf summarises obj's Synced condition as "Status/Reason".
 func syncedOf(obj object) string { return condition(obj.GetConditions(), kmsv1alpha1.ConditionSynced) }
+
+// drainEventsFull returns the recorded events whole, notes included.
+func drainEventsFull(rec *events.FakeRecorder) []string {
+	var out []string
+	for {
+		select {
+		case e := <-rec.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
