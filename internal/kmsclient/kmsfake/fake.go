@@ -303,7 +303,7 @@ func (f *Fake) GetRotation(_ context.Context, keyID string) (*kmsclient.Rotation
 			return err
 		}
 		// A replica shares its primary key's rotation.
-		if _, p := f.primaryOf(k); p != nil {
+		if p := f.primaryOf(k); p != nil {
 			k = p
 		}
 		r = k.rotation
@@ -540,7 +540,7 @@ func (f *Fake) ListKeyRotations(_ context.Context, keyID string) ([]kmsclient.Ke
 		if err := rotatable(op, k); err != nil {
 			return err
 		}
-		if _, p := f.primaryOf(k); p != nil {
+		if p := f.primaryOf(k); p != nil {
 			k = p
 		}
 		rotations = slices.Clone(k.rotations)

@@ -61,15 +61,14 @@ func (f *Fake) describe(k *fakeKey) kmsclient.Key {
 	return key
 }
 
-// primaryOf returns the primary key of a replica (nil for a key that is no
-// replica) and its fake. f.mu is held.
-func (f *Fake) primaryOf(k *fakeKey) (*Fake, *fakeKey) {
+// primaryOf returns the primary key of a replica, nil for a key that is no
+// replica. f.mu is held.
+func (f *Fake) primaryOf(k *fakeKey) *fakeKey {
 	fam := f.world.multiRegion[k.ID]
 	if fam == nil || fam.primary == f.region {
-		return nil, nil
+		return nil
 	}
-	pf := f.world.fake(fam.primary)
-	return pf, pf.keys[k.ID]
+	return f.world.fake(fam.primary).keys[k.ID]
 }
 
 // hasReplicas reports whether a multi-Region primary key has replicas, which
@@ -82,7 +81,7 @@ func (f *Fake) hasReplicas(k *fakeKey) bool {
 // replicaRotationRefused answers rotation writes on a replica, which are the
 // primary key's to make.
 func (f *Fake) replicaRotationRefused(op string, k *fakeKey) error {
-	if _, p := f.primaryOf(k); p != nil {
+	if p := f.primaryOf(k); p != nil {
 		return kmsError(op, "UnsupportedOperationException", k.ARN+" is a multi-Region replica key: rotation is managed on its primary key.")
 	}
 	return nil
