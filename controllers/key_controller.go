@@ -96,7 +96,7 @@ func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Ke
 	}
 	imported, err := r.reconcileMaterial(ctx, api, key, obs)
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, r.stale(key, err)
 	}
 	ds := r.diff(key, obs)
 	if key.Spec.Observes() {
