@@ -50,7 +50,7 @@ func (r *KeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return newController(mgr, "Key", &kmsv1alpha1.Key{}, r.Options).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referrersOf(r.client, &kmsv1alpha1.KeyList{}, keySecretField))).
-		Watches(&kmsv1alpha1.ReplicaKey{}, handler.EnqueueRequestsFromMapFunc(primaryKeyOf), builder.WithPredicates(replicaChanged)).
+		Watches(&kmsv1alpha1.ReplicaKey{}, handler.EnqueueRequestsFromMapFunc(primaryKeyOf(r.client)), builder.WithPredicates(replicaChanged)).
 		Complete(r)
 }
 

@@ -21,8 +21,8 @@ import (
 // the same material and refuses other material (IncorrectKeyMaterial),
 // which is then imported as new material (NEW_KEY_MATERIAL) and the key
 // rotated to it (RotateKeyOnDemand); the old material stays, NON_CURRENT, to
-// decrypt. A lost answer or a crash in between is safe: the material
-// pending rotation is found and checked the same way before any new import.
+// decrypt. A lost answer or a crash in between is safe: the material then
+// pending rotation is checked the same way before anything is imported again.
 
 // Aspects the material step changes, for events and Synced.
 const (
@@ -164,11 +164,26 @@ func (r *KeyReconciler) importMaterial(ctx context.Context, imp *importer, k *km
 }
 
 // rotateToMaterial imports the Secret's material as new material and
-// rotates the key to it. Material already pending rotation is checked
-// first: it is the Secret's after an attempt whose rotation was lost, or
-// someone else's, which would block the import and is deleted (the spec
-// names the key's material).
+// rotates the key to it. When KMS refuses the new import, material pending
+// rotation explains it: the Secret's own after an attempt whose rotation
+// was lost (KMS has it already), or someone else's, which blocks the import
+// and is deleted (the spec names the key's material).
 func (r *KeyReconciler) rotateToMaterial(ctx context.Context, imp *importer, k *kmsclient.Key) error {
+	err := imp.run(ctx, kmsclient.ImportNewMaterial, "")
+	if kmsclient.IsIncorrectKeyMaterial(err) || kmsclient.ClassOf(err) == kmsclient.InvalidState {
+		err = r.resolvePending(ctx, imp, k)
+	}
+	if err != nil {
+		return err
+	}
+	return imp.api.RotateOnDemand(ctx, k.ID)
+}
+
+// resolvePending makes the Secret's material the one pending rotation: it
+// is already (a lost rotation), or the pending material is another and is
+// replaced. Material KMS holds but not pending is an earlier one of the key,
+// which KMS cannot rotate back to.
+func (r *KeyReconciler) resolvePending(ctx context.Context, imp *importer, k *kmsclient.Key) error {
 	materials, err := imp.api.ListKeyMaterials(ctx, k.ID)
 	if err != nil {
 		return err
@@ -181,21 +196,19 @@ func (r *KeyReconciler) rotateToMaterial(ctx context.Context, imp *importer, k *
 	}
 	if pending != "" {
 		err = imp.run(ctx, kmsclient.ImportExistingMaterial, pending)
-		if kmsclient.IsIncorrectKeyMaterial(err) {
-			if err = imp.api.DeleteImportedKeyMaterial(ctx, k.ID, pending); err == nil {
-				pending = ""
-			}
+		if !kmsclient.IsIncorrectKeyMaterial(err) {
+			return err // nil: the pending material is the Secret's
 		}
-		if err != nil {
+		if err := imp.api.DeleteImportedKeyMaterial(ctx, k.ID, pending); err != nil {
 			return err
 		}
 	}
-	if pending == "" {
-		if err := imp.run(ctx, kmsclient.ImportNewMaterial, ""); err != nil {
-			return err
-		}
+	err = imp.run(ctx, kmsclient.ImportNewMaterial, "")
+	if kmsclient.IsIncorrectKeyMaterial(err) {
+		return newSpecError(kmsv1alpha1.ReasonInvalidSpec, fmt.Sprintf(
+			"spec.keyMaterial: the Secret holds an earlier material of KMS key %s (status.keyMaterial.rotations): KMS rotates to new material only; put new material in the Secret", k.ID))
 	}
-	return imp.api.RotateOnDemand(ctx, k.ID)
+	return err
 }
 
 func existingType(symmetric bool) string {

@@ -140,7 +140,7 @@ func TestKeyMaterial(t *testing.T) {
 				e.mustKey()
 				return []any{e.importCalls(), e.material(id), e.key().Status.KeyMaterial.CurrentKeyMaterialID != before, drainEvents(e.rec)}
 			},
-			want: []any{[]string{"GetParametersForImport", "ImportKeyMaterial", "ListKeyRotations", "ImportKeyMaterial", "RotateKeyOnDemand", "ListKeyRotations"},
+			want: []any{[]string{"GetParametersForImport", "ImportKeyMaterial", "ImportKeyMaterial", "RotateKeyOnDemand", "ListKeyRotations"},
 				rotated, true, []string{"Normal KeyMaterialRotated"}},
 		},
 		"RotationAnswerLost": {
@@ -155,7 +155,8 @@ func TestKeyMaterial(t *testing.T) {
 				e.mustKey()
 				return []any{err != nil, e.importCalls(), e.material(id)}
 			},
-			want: []any{true, []string{"GetParametersForImport", "ImportKeyMaterial", "ListKeyRotations", "ImportKeyMaterial", "RotateKeyOnDemand", "ListKeyRotations"}, rotated},
+			want: []any{true, []string{"GetParametersForImport", "ImportKeyMaterial", "ImportKeyMaterial", "ListKeyRotations", "ImportKeyMaterial",
+				"RotateKeyOnDemand", "ListKeyRotations"}, rotated},
 		},
 		"StrayPendingMaterial": {
 			reason: "Material pending rotation that is not the Secret's (imported by someone else) would block the import: it is deleted first.",
@@ -167,8 +168,21 @@ func TestKeyMaterial(t *testing.T) {
 				e.mustKey()
 				return []any{e.importCalls(), e.material(id)}
 			},
-			want: []any{[]string{"GetParametersForImport", "ImportKeyMaterial", "ListKeyRotations", "ImportKeyMaterial", "DeleteImportedKeyMaterial",
-				"ImportKeyMaterial", "RotateKeyOnDemand", "ListKeyRotations"}, rotated},
+			want: []any{[]string{"GetParametersForImport", "ImportKeyMaterial", "ImportKeyMaterial", "ListKeyRotations", "ImportKeyMaterial",
+				"DeleteImportedKeyMaterial", "ImportKeyMaterial", "RotateKeyOnDemand", "ListKeyRotations"}, rotated},
+		},
+		"EarlierMaterial": {
+			reason: "A Secret put back to an earlier material of the key is refused: KMS rotates to new material only.",
+			run: func(t *testing.T, e *regionEnv) any {
+				first := randomMaterial(32)
+				id := start(t, e, first)
+				e.changeSecret(randomMaterial(32))
+				e.mustKey()
+				e.changeSecret(first)
+				e.mustKey()
+				return []any{syncedOf(e.key()), e.kms(east).Count("RotateKeyOnDemand"), e.describe(east, id).State}
+			},
+			want: []any{"False/InvalidSpec", 1, "Enabled"},
 		},
 		"DeletedOutOfBand": {
 			reason: "Material deleted behind the operator's back is imported again from the Secret, reported as drift.",

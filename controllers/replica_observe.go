@@ -132,7 +132,7 @@ func (r *ReplicaKeyReconciler) create(ctx context.Context, rk *kmsv1alpha1.Repli
 		return nil, propagating("a replica of %s exists in %s that KMS does not show yet; looking again: %w", p.id, rk.Spec.Region, err)
 	}
 	if err != nil {
-		return nil, awaitPrincipal(rk, err)
+		return nil, awaitPrincipal(rk, staleAfterWrite(err, p.created, r.consistencyWindow()))
 	}
 	r.memory.wrote(rk.UID)
 	r.recorder.Eventf(rk, nil, corev1.EventTypeNormal, "Created", "ReplicateKey", "replicated KMS key %s to %s", k.ID, rk.Spec.Region)

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -14,6 +15,9 @@ import (
 // primaryKey is the multi-Region key a ReplicaKey replicates.
 type primaryKey struct {
 	id string
+	// created is when the primary was made: KMS may answer calls on a key
+	// made moments ago as if it did not exist yet.
+	created time.Time
 	// region is where the family's primary key is now: ReplicateKey goes
 	// there, which after a failover is not the Key's own region.
 	region string
@@ -53,7 +57,7 @@ func (r *ReplicaKeyReconciler) primary(ctx context.Context, rk *kmsv1alpha1.Repl
 	if k.MultiRegionType == "" {
 		return nil, newSpecError(kmsv1alpha1.ReasonInvalidSpec, fmt.Sprintf("KMS key %s is not a multi-Region key: only a multi-Region key has replicas", k.ID))
 	}
-	return &primaryKey{id: k.ID, region: k.PrimaryRegion}, nil
+	return &primaryKey{id: k.ID, region: k.PrimaryRegion, created: k.CreationDate}, nil
 }
 
 // primaryKeyObject is the Key named by primaryKeyRef, once it has a

@@ -5,6 +5,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -38,27 +39,35 @@ var primaryChanged = predicate.Funcs{
 	},
 }
 
-// replicaChanged lets through the ReplicaKey updates its primary Key cares
-// about: a replica made, settled, failed over to, or going away.
+// replicaChanged lets through the ReplicaKey events a primary Key may be
+// waiting for: a replica made (a failover to its region) and a ReplicaKey
+// gone (the primary's deletion). Others would cost the Key a KMS read each.
 var replicaChanged = predicate.Funcs{
+	CreateFunc: func(event.CreateEvent) bool { return false },
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		o, okOld := e.ObjectOld.(*kmsv1alpha1.ReplicaKey)
 		n, okNew := e.ObjectNew.(*kmsv1alpha1.ReplicaKey)
-		if !okOld || !okNew {
-			return true
-		}
-		return o.Status.KeyID != n.Status.KeyID || o.Status.KeyState != n.Status.KeyState ||
-			o.Status.PrimaryRegion != n.Status.PrimaryRegion || o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero()
+		return !okOld || !okNew || o.Status.KeyID != n.Status.KeyID
 	},
+	DeleteFunc:  func(event.DeleteEvent) bool { return true },
+	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
-// primaryKeyOf maps a ReplicaKey to the Key it replicates.
-func primaryKeyOf(_ context.Context, o client.Object) []reconcile.Request {
-	rk, ok := o.(*kmsv1alpha1.ReplicaKey)
-	if !ok || rk.Spec.PrimaryKeyRef == nil {
-		return nil
+// primaryKeyOf maps a ReplicaKey to the Key it replicates, when that Key
+// waits for its replicas: it declares a failover, or it is being deleted.
+func primaryKeyOf(c client.Client) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		rk, ok := o.(*kmsv1alpha1.ReplicaKey)
+		if !ok || rk.Spec.PrimaryKeyRef == nil {
+			return nil
+		}
+		name := client.ObjectKey{Namespace: rk.Namespace, Name: rk.Spec.PrimaryKeyRef.Name}
+		var key kmsv1alpha1.Key
+		if err := c.Get(ctx, name, &key); err != nil || (key.Spec.PrimaryRegion == "" && key.DeletionTimestamp.IsZero()) {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: name}}
 	}
-	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: rk.Namespace, Name: rk.Spec.PrimaryKeyRef.Name}}}
 }
 
 // refIndexValue is the index value of a key reference: the Key's name, or

@@ -43,6 +43,8 @@ type options struct {
 	quotaSets  int   // N for the run under AWS default quotas
 	keysOnly   []int // N for the memory runs (Keys only)
 	faultSets  int   // N for the run with injected faults
+	replicas   int   // N of ReplicaKeys (one per multi-Region Key; multiregion.go)
+	imports    int   // N of Keys with imported material, then rotated (multiregion.go)
 	quotaShare string
 	syncPeriod time.Duration
 }
@@ -56,6 +58,8 @@ func main() {
 	flag.IntVar(&o.faultSets, "fault-sets", 100, "N of sets to create with 20% injected faults (0 skips)")
 	flag.StringVar(&o.quotaShare, "quota-share", "0.8", "operator --kms-quota-share for the run under AWS quotas")
 	flag.DurationVar(&o.syncPeriod, "sync-period", 20*time.Second, "operator resync period for the steady-state measurement")
+	flag.IntVar(&o.replicas, "replicas", 10, "N of ReplicaKeys to create, one per multi-Region Key (0 skips)")
+	flag.IntVar(&o.imports, "imports", 10, "N of Keys with imported key material to create and then rotate (0 skips)")
 	flag.Parse()
 	o.sets, o.keysOnly = ints(sets), ints(keysOnly)
 	b, err := newBench()
@@ -161,6 +165,12 @@ func (b *bench) run(ctx context.Context, o options) int {
 			fmt.Println("  " + err.Error())
 			failed++
 		}
+	}
+	if o.replicas > 0 {
+		failed += b.extraScenario(ctx, replicaScenario, o.replicas, b.replicas(o.replicas), o.syncPeriod)
+	}
+	if o.imports > 0 {
+		failed += b.extraScenario(ctx, importScenario, o.imports, b.imports(o.imports), o.syncPeriod)
 	}
 	b.print()
 	return failed
