@@ -118,7 +118,7 @@ func assertNowhere(t *testing.T, materials ...[]byte) {
 		t.Fatal(err)
 	}
 	for _, k := range keys.Items {
-		haystack.WriteString(fmt.Sprintf("%+v", k.Status))
+		fmt.Fprintf(&haystack, "%+v", k.Status)
 	}
 	if len(logs) == 0 || haystack.Len() < 1000 {
 		t.Fatalf("found %d logs and %d bytes to search: too little to prove anything", len(logs), haystack.Len())
