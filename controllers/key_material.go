@@ -40,7 +40,11 @@ const maxValidTo = 365 * 24 * time.Hour
 // an import it reads the key again into obs.
 func (r *KeyReconciler) reconcileMaterial(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key, obs *observed) ([]string, error) {
 	src := key.Spec.KeyMaterial
-	if src == nil || key.Spec.Observes() || kmsclient.PendingDeletion(obs.key.State) {
+	if src == nil {
+		key.Status.KeyMaterial = nil // no longer managed: nothing to report
+		return nil, nil
+	}
+	if key.Spec.Observes() || kmsclient.PendingDeletion(obs.key.State) {
 		return nil, nil
 	}
 	if err := checkValidTo(src.ValidTo); err != nil {
