@@ -98,7 +98,7 @@ test-cluster: image $(K8S_BINS) $(NODE_BINS) $(KMS_SERVER) $(HELM) manifests ## 
 # The e2e tests that need nothing of the local KMS server but KMS itself (no
 # /_counts, /_config, fault injection or principal registry) and name no
 # fixed account's principals (the grant and policy tests use 111122223333).
-AWS_E2E_RUN ?= ^(TestAliasAppliedWithKey|TestAliasConflicts|TestAliasKeyDeleted|TestKubectlExplain|TestKeyObserve|TestKeyAdoption|TestKeyRecreateCancelsDeletion|TestLeastPrivilege|TestKeyRebound|TestKeyNoVerdictFromStaleAnswers|TestOwnershipOnEveryObservation|TestKeyIDOfAnotherRegion|TestPrimaryWithReplicasDeleted)$$
+AWS_E2E_RUN ?= ^(TestAliasAppliedWithKey|TestAliasConflicts|TestAliasKeyDeleted|TestKubectlExplain|TestKeyObserve|TestKeyAdoption|TestKeyRecreateCancelsDeletion|TestLeastPrivilege|TestKeyRebound|TestKeyNoVerdictFromStaleAnswers|TestOwnershipOnEveryObservation|TestKeyIDOfAnotherRegion|TestPrimaryWithReplicasDeleted|TestPrimaryDeletionWaitsForReplicas|TestImportedKeyMaterial)$$
 
 .PHONY: test-aws
 test-aws: build local-up ## The e2e tests that need no local KMS server, against a real AWS account (KMS_OPERATOR_AWS_TESTS=1 and AWS credentials; never in CI).

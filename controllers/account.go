@@ -177,6 +177,15 @@ func accountOfARN(arn string) string {
 	return parts[4]
 }
 
+// accountOf is the account obj's KMS resource lives in ("" the operator's
+// own).
+func accountOf(obj object) string {
+	if ao, ok := obj.(accountObject); ok {
+		return ao.GetAccount()
+	}
+	return ""
+}
+
 // accountName names an account in messages.
 func accountName(name string) string {
 	if name == "" {

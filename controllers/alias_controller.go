@@ -19,7 +19,7 @@ import (
 
 // +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=aliases,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=aliases/status,verbs=patch
-// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=keys,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=keys;replicakeys,verbs=get;list;watch
 
 // Field indexes of Alias objects.
 const (
@@ -29,7 +29,7 @@ const (
 
 func indexAliasTargetKeyRef(o client.Object) []string {
 	if ref := o.(*kmsv1alpha1.Alias).Spec.TargetKeyRef; ref != nil {
-		return []string{ref.Name}
+		return []string{refIndexValue(ref)}
 	}
 	return nil
 }
@@ -72,6 +72,7 @@ func (r *AliasReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return b.
 		Watches(&kmsv1alpha1.Key{}, handler.EnqueueRequestsFromMapFunc(referrersOf(r.client, &kmsv1alpha1.AliasList{}, aliasTargetKeyRefField)), builder.WithPredicates(keyReferenceChanged)).
+		Watches(&kmsv1alpha1.ReplicaKey{}, handler.EnqueueRequestsFromMapFunc(referrersOf(r.client, &kmsv1alpha1.AliasList{}, aliasTargetKeyRefField)), builder.WithPredicates(replicaReferenceChanged)).
 		Complete(r)
 }
 

@@ -85,8 +85,9 @@ func failureOf(err error) failure {
 	var se *specError
 	if errors.As(err, &se) {
 		typ := corev1.EventTypeWarning
-		if se.reason == kmsv1alpha1.ReasonWaitingForKey {
-			typ = corev1.EventTypeNormal // expected while a Key and its users are applied together
+		switch se.reason {
+		case kmsv1alpha1.ReasonWaitingForKey, kmsv1alpha1.ReasonWaitingForSecret, kmsv1alpha1.ReasonWaitingForReplicas:
+			typ = corev1.EventTypeNormal // expected while objects applied together converge
 		}
 		return failure{reason: se.reason, message: se.msg, eventType: typ}
 	}

@@ -18,7 +18,7 @@ import (
 
 // +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=grants,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=grants/status,verbs=patch
-// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=keys,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=keys;replicakeys,verbs=get;list;watch
 
 // grantKeyRefField indexes Grants by the Key they reference, so Key events
 // find the Grants to wake.
@@ -26,7 +26,7 @@ const grantKeyRefField = ".spec.keyRef.name"
 
 func indexGrantKeyRef(o client.Object) []string {
 	if ref := o.(*kmsv1alpha1.Grant).Spec.KeyRef; ref != nil {
-		return []string{ref.Name}
+		return []string{refIndexValue(ref)}
 	}
 	return nil
 }
@@ -58,6 +58,7 @@ func (r *GrantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return b.
 		Watches(&kmsv1alpha1.Key{}, handler.EnqueueRequestsFromMapFunc(referrersOf(r.client, &kmsv1alpha1.GrantList{}, grantKeyRefField)), builder.WithPredicates(keyReferenceChanged)).
+		Watches(&kmsv1alpha1.ReplicaKey{}, handler.EnqueueRequestsFromMapFunc(referrersOf(r.client, &kmsv1alpha1.GrantList{}, grantKeyRefField)), builder.WithPredicates(replicaReferenceChanged)).
 		Complete(r)
 }
 

@@ -132,7 +132,7 @@ func (r *GrantReconciler) recordedKey(ctx context.Context, g *kmsv1alpha1.Grant)
 	region := regionOfARN(g.Spec.KeyID)
 	if g.Status.KeyARN != "" {
 		region = regionOfARN(g.Status.KeyARN)
-	} else if ref := g.Spec.KeyRef; ref != nil {
+	} else if ref := g.Spec.KeyRef; ref != nil && !ref.IsReplicaKey() {
 		var key kmsv1alpha1.Key
 		if err := r.client.Get(ctx, client.ObjectKey{Namespace: g.Namespace, Name: ref.Name}, &key); err == nil {
 			region = keyRegion(&key)

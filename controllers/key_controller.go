@@ -2,8 +2,10 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -12,11 +14,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
+	"github.com/kmsoperator/kms-operator/internal/kmsclient"
 	"github.com/kmsoperator/kms-operator/internal/policy"
 )
 
 // +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=keys,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=keys/status,verbs=patch
+// +kubebuilder:rbac:groups=kms.kmsoperator.io,resources=replicakeys,verbs=get;list;watch
 
 // KeyReconciler makes a KMS key match a Key object. Its steps are spread over
 // files named for them: key_create.go (create, adopt, recover), key_observe.go
@@ -25,19 +29,26 @@ import (
 // key_delete.go and key_memory.go.
 type KeyReconciler struct {
 	Options
-	client   client.Client
+	client client.Client
+	// reader reads Secrets' data straight from the API server (key_secret.go).
+	reader   client.Reader
 	recorder events.EventRecorder
 	memory   *keyMemory
 }
 
-// SetupWithManager registers the reconciler, its field indexes and the watch
-// of the Aliases and Grants a Key's deletion may wait for
-// (key_referrers.go).
+// SetupWithManager registers the reconciler, its field indexes and the
+// watches that wake a Key: the Aliases and Grants its deletion may wait for
+// (key_referrers.go), its key material's Secret (key_secret.go), its
+// replicas (the primary's deletion and a failover wait for them).
 func (r *KeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.client = mgr.GetClient()
+	r.reader = mgr.GetAPIReader()
 	r.recorder = mgr.GetEventRecorder("kms-operator")
 	r.memory = newKeyMemory()
 	if err := indexReferrers(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kmsv1alpha1.Key{}, keySecretField, indexKeySecret); err != nil {
 		return err
 	}
 	referrers := handler.EnqueueRequestsFromMapFunc(r.heldKeysOf)
@@ -48,6 +59,8 @@ func (r *KeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return b.
 		Watches(&kmsv1alpha1.Alias{}, referrers, builder.WithPredicates(referenceReleased)).
 		Watches(&kmsv1alpha1.Grant{}, referrers, builder.WithPredicates(referenceReleased)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referrersOf(r.client, &kmsv1alpha1.KeyList{}, keySecretField))).
+		Watches(&kmsv1alpha1.ReplicaKey{}, handler.EnqueueRequestsFromMapFunc(primaryKeyOf(r.client)), builder.WithPredicates(replicaChanged)).
 		Complete(r)
 }
 
@@ -80,31 +93,21 @@ func (r *KeyReconciler) prepare(key *kmsv1alpha1.Key) (bool, func()) {
 	}
 }
 
-// reconcileNormal observes the key in KMS, changes what differs from the spec
-// and reports the outcome in status.
+// reconcileNormal observes the key in KMS, imports its material, changes
+// what differs from the spec and reports the outcome in status.
 func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Key) (ctrl.Result, error) {
 	api, err := r.KMS.For(key.Status.Account, keyRegion(key))
 	if err != nil {
 		return ctrl.Result{}, newSpecError(kmsv1alpha1.ReasonInvalidSpec, err.Error())
 	}
-	if key.Status.KeyID != "" {
-		r.memory.createRecorded(key.UID)
-	}
-	if key.Spec.Policy != "" && !key.Spec.Observes() {
-		if err := policy.Validate(key.Spec.Policy); err != nil {
-			return ctrl.Result{}, newSpecError(kmsv1alpha1.ReasonInvalidSpec, "spec.policy: "+err.Error())
-		}
-	}
-	obs, err := r.observe(ctx, api, key)
+	obs, err := r.observeChecked(ctx, api, key)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	recordObservation(key, obs)
-	keyStates.set(key.UID, obs.key.State)
-	if err := checkImmutable(key, obs.key); err != nil {
-		return ctrl.Result{}, err
+	imported, err := r.reconcileMaterial(ctx, api, key, obs)
+	if err != nil {
+		return ctrl.Result{}, r.stale(key, err)
 	}
-
 	ds := r.diff(key, obs)
 	if key.Spec.Observes() {
 		if err := r.observeLastUsage(ctx, api, key, obs); err != nil {
@@ -112,7 +115,11 @@ func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Ke
 		}
 		return r.reportObserved(key, ds), nil
 	}
-	applied, err := r.apply(ctx, api, key, ds)
+	apis, err := r.keyAPIs(key.Status.Account, api, obs.key)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	applied, err := r.apply(ctx, apis, key, ds)
 	r.eventChanges(key, obs, applied)
 	if err == nil {
 		err = r.observeLastUsage(ctx, api, key, obs)
@@ -120,10 +127,36 @@ func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Ke
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	applied = append(imported, applied...)
 	recordApplied(key, obs)
 	keyStates.set(key.UID, key.Status.KeyState)
 	r.memory.settle(key.UID, r.consistencyWindow())
-	return r.reportApplied(key, obs, applied), nil
+	res := r.reportApplied(key, obs, applied)
+	if slices.Contains(applied, aspectPrimaryRegion) {
+		key.Status.PrimaryRegion = key.Spec.PrimaryRegion
+		res = ctrl.Result{RequeueAfter: failoverRecheck} // read both keys back once KMS is done
+	}
+	return res, nil
+}
+
+// observeChecked finds and reads the key, records what KMS reported, and
+// refuses a key whose creation-time fields differ from the spec.
+func (r *KeyReconciler) observeChecked(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key) (*observed, error) {
+	if key.Status.KeyID != "" {
+		r.memory.createRecorded(key.UID)
+	}
+	if key.Spec.Policy != "" && !key.Spec.Observes() {
+		if err := policy.Validate(key.Spec.Policy); err != nil {
+			return nil, newSpecError(kmsv1alpha1.ReasonInvalidSpec, "spec.policy: "+err.Error())
+		}
+	}
+	obs, err := r.observe(ctx, api, key)
+	if err != nil {
+		return nil, err
+	}
+	recordObservation(key, obs)
+	keyStates.set(key.UID, obs.key.State)
+	return obs, checkImmutable(key, obs.key)
 }
 
 // keyRegion is the region of key's KMS key: spec.region, else the region of

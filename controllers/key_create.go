@@ -137,6 +137,9 @@ func (r *KeyReconciler) pickOwnKey(ctx context.Context, api kmsclient.API, key *
 	var candidates []*kmsclient.Key
 	sameUID := map[string]bool{}
 	for _, f := range found {
+		if tagKind(f.Tags) != kmsv1alpha1.KindKey {
+			continue // a ReplicaKey's replica, named like this Key
+		}
 		k, err := api.DescribeKey(ctx, f.ID)
 		if kmsclient.IsNotFound(err) {
 			continue

@@ -2,9 +2,6 @@ package controllers
 
 import (
 	"context"
-	"time"
-
-	corev1 "k8s.io/api/core/v1"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 	"github.com/kmsoperator/kms-operator/internal/kmsclient"
@@ -28,46 +25,18 @@ func (r *KeyReconciler) reconcileDelete(ctx context.Context, key *kmsv1alpha1.Ke
 }
 
 // releaseKey schedules the key's deletion or, with Retain, removes the
-// ownership tags. A key already gone or on its way out counts as done; a
-// "not found" right after the operator's own write is not believed yet.
+// ownership tags (managed_key.go: the steps a ReplicaKey shares).
 func (r *KeyReconciler) releaseKey(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key) error {
 	id, k, err := r.keyToRelease(ctx, api, key)
 	if err != nil || id == "" {
 		return err
 	}
+	rel := releaser{Options: r.Options, recorder: r.recorder, obj: key, stale: func(err error) error { return r.stale(key, err) },
+		guard: func(ctx context.Context) error { return r.guardDeletion(ctx, api, key, id) }}
 	if key.Spec.DeletionPolicy == kmsv1alpha1.DeletionPolicyRetain {
-		return r.retain(ctx, api, key, id)
+		return rel.retain(ctx, api, id)
 	}
-	if k == nil {
-		k, err = api.DescribeKey(ctx, id)
-	}
-	if kmsclient.IsNotFound(err) {
-		if err := r.stale(key, err); isPropagating(err) {
-			return err
-		}
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if kmsclient.PendingDeletion(k.State) {
-		return nil
-	}
-	if err := r.guardDeletion(ctx, api, key, id); err != nil {
-		return err
-	}
-	d, err := api.ScheduleDeletion(ctx, id, key.Spec.EffectivePendingWindowInDays())
-	if err != nil {
-		return r.stale(key, err)
-	}
-	// A multi-Region primary waits for its replicas; KMS sets the date only
-	// once they are gone, so none is made up here.
-	when := "once its replica keys are deleted (" + d.State + "; KMS has not set a date yet)"
-	if d.Date != nil {
-		when = "on " + d.Date.UTC().Format(time.RFC3339)
-	}
-	r.event(key, corev1.EventTypeNormal, "DeletionScheduled", "ScheduleKeyDeletion", "KMS key %s scheduled for deletion %s", id, when)
-	return nil
+	return rel.schedule(ctx, api, id, k, key.Spec.EffectivePendingWindowInDays())
 }
 
 // guardDeletion holds the deletion of key id back while
@@ -104,21 +73,4 @@ func (r *KeyReconciler) keyToRelease(ctx context.Context, api kmsclient.API, key
 		return "", nil, err
 	}
 	return k.ID, k, nil
-}
-
-// retain removes the ownership tags and leaves the key as it is.
-func (r *KeyReconciler) retain(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key, id string) error {
-	err := api.UntagKey(ctx, id, ownerTagKeys)
-	switch {
-	case kmsclient.IsNotFound(err):
-		return nil
-	case kmsclient.ClassOf(err) == kmsclient.InvalidState:
-		// KMS refuses to untag a key pending deletion; it is going anyway.
-		if k, derr := api.DescribeKey(ctx, id); derr == nil && kmsclient.PendingDeletion(k.State) {
-			return nil
-		}
-	case err == nil:
-		r.event(key, corev1.EventTypeNormal, "Retained", "UntagKey", "KMS key %s retained; ownership tags removed", id)
-	}
-	return err
 }

@@ -15,6 +15,9 @@ type difference struct {
 	apply  func(ctx context.Context, api kmsclient.API) error
 	// state: the call changes the key's state, which KMS may show late.
 	state bool
+	// shared: the call changes a property a multi-Region family shares
+	// (rotation), which only its primary key takes (keyAPIs).
+	shared bool
 }
 
 // diffs collects differences in the order they are added.
@@ -28,51 +31,32 @@ func (ds *diffs) addState(aspect string, apply func(ctx context.Context, api kms
 	*ds = append(*ds, difference{aspect: aspect, apply: apply, state: true})
 }
 
+func (ds *diffs) addShared(aspect string, apply func(ctx context.Context, api kmsclient.API) error) {
+	*ds = append(*ds, difference{aspect: aspect, apply: apply, shared: true})
+}
+
 // diff lists what differs, in the order the calls must go: a deletion is
 // cancelled before anything else; a key is enabled before its rotation is
 // changed and disabled after, since KMS refuses rotation changes on a
-// disabled key.
+// disabled key; a failover comes last, as it leaves the keys Updating.
 func (r *KeyReconciler) diff(key *kmsv1alpha1.Key, obs *observed) []difference {
 	var ds diffs
-	if kmsclient.PendingDeletion(obs.key.State) {
-		id := obs.key.ID
-		ds.addState("deletion cancelled", func(ctx context.Context, api kmsclient.API) error { return api.CancelDeletion(ctx, id) })
-		// KMS leaves a cancelled key Disabled; the rest is read and fixed by
-		// the next reconcile.
-		if key.Spec.WantsEnabled() {
-			ds.addState("enabled", func(ctx context.Context, api kmsclient.API) error { return api.EnableKey(ctx, id) })
-		}
+	if cancelDeletion(&ds, obs, key.Spec.WantsEnabled()) {
 		return ds
 	}
-	diffDescriptionAndPolicy(&ds, key, obs)
+	diffAspects(&ds, keyAspects{key.Spec.Description, key.Spec.Policy, key.Spec.BypassPolicyLockoutSafetyCheck}, obs)
 	diffTags(&ds, desiredTags(key, r.ClusterName), obs)
-	// Only a settled key can be enabled or disabled; a passing state
-	// (Creating, Updating, Unavailable) is waited out instead.
-	settled := obs.key.State == kmsclient.StateEnabled || obs.key.State == kmsclient.StateDisabled
-	stateDiffers := settled && (obs.key.State == kmsclient.StateEnabled) != key.Spec.WantsEnabled()
-	if stateDiffers && key.Spec.WantsEnabled() {
-		ds.addState("enabled", func(ctx context.Context, api kmsclient.API) error { return api.EnableKey(ctx, obs.key.ID) })
+	differs := stateDiffers(obs, key.Spec.WantsEnabled())
+	if differs && key.Spec.WantsEnabled() {
+		addEnable(&ds, obs.key.ID)
 	}
 	diffRotation(&ds, key, obs)
 	r.diffOnDemandRotation(&ds, key, obs)
-	if stateDiffers && !key.Spec.WantsEnabled() {
-		ds.addState("disabled", func(ctx context.Context, api kmsclient.API) error { return api.DisableKey(ctx, obs.key.ID) })
+	if differs && !key.Spec.WantsEnabled() {
+		addDisable(&ds, obs.key.ID)
 	}
+	r.diffPrimaryRegion(&ds, key, obs)
 	return ds
-}
-
-func diffDescriptionAndPolicy(ds *diffs, key *kmsv1alpha1.Key, obs *observed) {
-	id, spec := obs.key.ID, key.Spec
-	if spec.Description != obs.key.Description {
-		ds.add("description", func(ctx context.Context, api kmsclient.API) error {
-			return api.UpdateDescription(ctx, id, spec.Description)
-		})
-	}
-	if obs.policy != nil && !policyEqual(spec.Policy, *obs.policy, policy.PartitionOf(obs.key.ARN)) {
-		ds.add("policy", func(ctx context.Context, api kmsclient.API) error {
-			return api.PutKeyPolicy(ctx, id, spec.Policy, spec.BypassPolicyLockoutSafetyCheck)
-		})
-	}
 }
 
 func diffTags(ds *diffs, want map[string]string, obs *observed) {
@@ -93,9 +77,9 @@ func diffRotation(ds *diffs, key *kmsv1alpha1.Key, obs *observed) {
 	on, period := key.Spec.EffectiveRotation()
 	switch {
 	case on && (!obs.rotation.Enabled || obs.rotation.PeriodInDays != period):
-		ds.add("rotation", func(ctx context.Context, api kmsclient.API) error { return api.EnableRotation(ctx, id, period) })
+		ds.addShared("rotation", func(ctx context.Context, api kmsclient.API) error { return api.EnableRotation(ctx, id, period) })
 	case !on && obs.rotation.Enabled:
-		ds.add("rotation", func(ctx context.Context, api kmsclient.API) error { return api.DisableRotation(ctx, id) })
+		ds.addShared("rotation", func(ctx context.Context, api kmsclient.API) error { return api.DisableRotation(ctx, id) })
 	}
 }
 
@@ -103,18 +87,10 @@ func diffRotation(ds *diffs, key *kmsv1alpha1.Key, obs *observed) {
 // aspects changed so far. An answer KMS may give from before the operator's
 // own recent write, or about a principal IAM is still propagating, is a wait
 // (consistency.go).
-func (r *KeyReconciler) apply(ctx context.Context, api kmsclient.API, key *kmsv1alpha1.Key, ds []difference) ([]string, error) {
-	var applied []string
-	for _, d := range ds {
-		if err := d.apply(ctx, api); err != nil {
-			return applied, awaitPrincipal(key, r.stale(key, err))
-		}
-		if d.state {
-			r.memory.wrote(key.UID)
-		}
-		applied = append(applied, d.aspect)
-	}
-	return applied, nil
+func (r *KeyReconciler) apply(ctx context.Context, apis keyAPIs, key *kmsv1alpha1.Key, ds []difference) ([]string, error) {
+	return applyDiffs(ctx, apis, ds,
+		func(err error) error { return awaitPrincipal(key, r.stale(key, err)) },
+		func() { r.memory.wrote(key.UID) })
 }
 
 // policyEqual compares semantically, in the partition of the key (a bare

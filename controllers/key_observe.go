@@ -124,21 +124,35 @@ func (r *KeyReconciler) readAspectsWithTags(ctx context.Context, api kmsclient.A
 		}
 		obs.policy = &p
 	}
-	if canRotate(k) {
+	switch {
+	case canRotate(k):
 		rot, err := api.GetRotation(ctx, k.ID)
 		if err != nil {
 			return nil, err
 		}
 		obs.rotation = rot
+	case canRotateOnDemand(k):
+		// Nothing to read: no automatic rotation, and an on-demand one is
+		// found in ListKeyRotations.
+		obs.rotation = &kmsclient.Rotation{}
 	}
 	return obs, nil
 }
 
-// canRotate: KMS rotates only symmetric keys with KMS-made material, and
-// answers rotation calls for other keys with UnsupportedOperationException.
+// canRotate: KMS rotates automatically only symmetric keys with KMS-made
+// material, and answers the rotation settings of other keys with
+// UnsupportedOperationException.
 func canRotate(k *kmsclient.Key) bool {
 	return k.KeySpec == string(kmsv1alpha1.KeySpecSymmetricDefault) &&
 		k.Origin == string(kmsv1alpha1.OriginAWSKMS) && k.State != kmsclient.StatePendingImport
+}
+
+// canRotateOnDemand: since 2025 KMS also rotates symmetric keys with
+// imported material on demand, to new material imported first
+// (RotateKeyOnDemand API reference).
+func canRotateOnDemand(k *kmsclient.Key) bool {
+	return canRotate(k) || (k.KeySpec == string(kmsv1alpha1.KeySpecSymmetricDefault) &&
+		k.Origin == string(kmsv1alpha1.OriginExternal) && k.State != kmsclient.StatePendingImport)
 }
 
 // checkImmutable refuses a spec whose creation-time fields differ from the key:

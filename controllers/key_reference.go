@@ -39,6 +39,9 @@ func (t *keyTarget) stale(err error, o Options) error {
 // raw id costs one DescribeKey and one ListTags (the tenancy check), so call
 // it once per reconcile. References never cross accounts.
 func resolveTarget(ctx context.Context, c client.Reader, o Options, ns, account string, ref *kmsv1alpha1.LocalObjectReference, rawID string) (*keyTarget, error) {
+	if ref != nil && ref.IsReplicaKey() {
+		return targetOfReplicaKeyObject(ctx, c, o, ns, account, ref.Name)
+	}
 	if ref != nil {
 		return targetOfKeyObject(ctx, c, o, ns, account, ref.Name)
 	}

@@ -29,7 +29,7 @@ func (r *KeyReconciler) diffOnDemandRotation(ds *diffs, key *kmsv1alpha1.Key, ob
 	if obs.rotation == nil || req == "" || req == statusRotation(key).LastOnDemandRequest {
 		return
 	}
-	ds.add("on-demand rotation", func(ctx context.Context, api kmsclient.API) error {
+	ds.addShared("on-demand rotation", func(ctx context.Context, api kmsclient.API) error {
 		return r.rotateOnce(ctx, api, key, obs, req)
 	})
 }

@@ -23,6 +23,7 @@ func recordObservation(key *kmsv1alpha1.Key, obs *observed) {
 	key.Status.KeyID, key.Status.ARN, key.Status.KeyState = k.ID, k.ARN, k.State
 	key.Status.CreationDate = timeOrNil(&k.CreationDate)
 	key.Status.DeletionDate = timeOrNil(k.DeletionDate)
+	key.Status.PrimaryRegion, key.Status.ReplicaRegions = k.PrimaryRegion, k.ReplicaRegions
 	if obs.rotation != nil {
 		rs := statusRotation(key)
 		rs.Enabled, rs.PeriodInDays = obs.rotation.Enabled, obs.rotation.PeriodInDays
@@ -72,9 +73,16 @@ func (r *KeyReconciler) reportApplied(key *kmsv1alpha1.Key, obs *observed, appli
 		setReady(key, true, kmsv1alpha1.ReasonAvailable, "the KMS key matches the spec")
 		return resync(r.SyncPeriod)
 	case kmsclient.StatePendingImport:
-		setReady(key, false, kmsv1alpha1.ReasonInvalidKeyState,
-			"the key waits for its key material: import it with GetParametersForImport and ImportKeyMaterial (origin EXTERNAL)")
+		msg := "the key waits for its key material: import it with GetParametersForImport and ImportKeyMaterial (origin EXTERNAL), or declare spec.keyMaterial"
+		if key.Spec.KeyMaterial != nil {
+			msg = "the key waits for key material the Secret does not hold: an older material, kept to decrypt, was deleted or has expired (status.keyMaterial.rotations); import it again by hand"
+		}
+		setReady(key, false, kmsv1alpha1.ReasonInvalidKeyState, msg)
 		return resync(r.SyncPeriod)
+	case kmsclient.StateCreating, kmsclient.StateUpdating:
+		// Passing states of multi-Region keys: a few seconds.
+		setReady(key, false, kmsv1alpha1.ReasonUpdating, fmt.Sprintf("the key is %s in KMS; looking again shortly", key.Status.KeyState))
+		return ctrl.Result{RequeueAfter: failoverRecheck}
 	default:
 		setReady(key, false, kmsv1alpha1.ReasonInvalidKeyState,
 			fmt.Sprintf("the key is %s in KMS; waiting for it to settle", key.Status.KeyState))
@@ -83,28 +91,14 @@ func (r *KeyReconciler) reportApplied(key *kmsv1alpha1.Key, obs *observed, appli
 }
 
 // reportObserved is the Observe policy's outcome: differences are reported,
-// never fixed.
+// never fixed (managed_key.go).
 func (r *KeyReconciler) reportObserved(key *kmsv1alpha1.Key, ds []difference) ctrl.Result {
-	setSynced(key, true, kmsv1alpha1.ReasonObserveOnly, "managementPolicy is Observe: the key is read, never written")
-	if len(ds) == 0 {
-		setReady(key, true, kmsv1alpha1.ReasonAvailable, "the KMS key matches the spec")
-		return resync(r.SyncPeriod)
-	}
-	aspects := make([]string, len(ds))
-	for i, d := range ds {
-		aspects[i] = d.aspect
-	}
-	msg := "the KMS key differs from the spec in: " + strings.Join(aspects, ", ")
-	if c := findCondition(key, kmsv1alpha1.ConditionReady); c == nil || c.Message != msg {
-		r.event(key, corev1.EventTypeWarning, kmsv1alpha1.ReasonDrifted, "Observe", "%s", msg)
-	}
-	setReady(key, false, kmsv1alpha1.ReasonDrifted, msg)
-	return resync(r.SyncPeriod)
+	return reportDrift(r.recorder, key, ds, r.SyncPeriod)
 }
 
 // eventChanges emits one event for the changes made: the creation of a new
-// key with what it took besides CreateKey, drift corrections when the spec
-// had already been applied, plain updates otherwise.
+// key with what it took besides CreateKey, else drift corrections or updates
+// (managed_key.go).
 func (r *KeyReconciler) eventChanges(key *kmsv1alpha1.Key, obs *observed, applied []string) {
 	if obs.created {
 		note := "created KMS key " + obs.key.ID
@@ -114,16 +108,7 @@ func (r *KeyReconciler) eventChanges(key *kmsv1alpha1.Key, obs *observed, applie
 		r.event(key, corev1.EventTypeNormal, "Created", "CreateKey", "%s", note)
 		return
 	}
-	if len(applied) == 0 {
-		return
-	}
-	synced := findCondition(key, kmsv1alpha1.ConditionSynced)
-	if key.Status.ObservedGeneration == key.Generation && synced != nil && synced.Status == metav1.ConditionTrue {
-		r.event(key, corev1.EventTypeWarning, "DriftCorrected", "Update",
-			"KMS key %s had drifted from the spec in: %s; corrected", key.Status.KeyID, strings.Join(applied, ", "))
-		return
-	}
-	r.event(key, corev1.EventTypeNormal, "Updated", "Update", "KMS key %s updated: %s", key.Status.KeyID, strings.Join(applied, ", "))
+	eventApplied(r.recorder, key, key.Status.ObservedGeneration, key.Status.KeyID, applied)
 }
 
 func syncedMessage(applied []string) string {

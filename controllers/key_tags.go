@@ -10,7 +10,7 @@ import (
 
 // ownerTagKeys are the ownership tags the operator puts on every key it
 // creates or adopts; Retain removes them.
-var ownerTagKeys = []string{kmsv1alpha1.TagOwnerUID, kmsv1alpha1.TagOwnerNS, kmsv1alpha1.TagOwnerName, kmsv1alpha1.TagOwnerCluster}
+var ownerTagKeys = []string{kmsv1alpha1.TagOwnerUID, kmsv1alpha1.TagOwnerNS, kmsv1alpha1.TagOwnerName, kmsv1alpha1.TagOwnerCluster, kmsv1alpha1.TagOwnerKind}
 
 // desiredTags is the spec's tags plus the ownership tags that tie the key to
 // this object: they make crash recovery and tenancy checks possible. An
@@ -23,10 +23,7 @@ func desiredTags(key *kmsv1alpha1.Key, cluster string) map[string]string {
 	if key.Spec.Observes() {
 		return tags
 	}
-	tags[kmsv1alpha1.TagOwnerUID] = string(key.UID)
-	tags[kmsv1alpha1.TagOwnerNS] = key.Namespace
-	tags[kmsv1alpha1.TagOwnerName] = key.Name
-	tags[kmsv1alpha1.TagOwnerCluster] = cluster
+	maps.Copy(tags, ownerOf(kmsv1alpha1.KindKey, key, cluster).tags())
 	return tags
 }
 
@@ -55,14 +52,10 @@ func extraTags(want, got map[string]string) []string {
 }
 
 // otherOwner reports whether a key's ownership tags name an object other than
-// key (another cluster, namespace or name). A Key re-created with the same
-// namespace and name (a new UID) is the same owner: that is how a deleted and
-// re-applied Key gets its key back. Refusals built on it never name the other
-// owner: that would disclose another tenant's objects.
+// key (another cluster, namespace, name or kind). A Key re-created with the
+// same namespace and name (a new UID) is the same owner: that is how a
+// deleted and re-applied Key gets its key back. Refusals built on it never
+// name the other owner: that would disclose another tenant's objects.
 func otherOwner(tags map[string]string, key *kmsv1alpha1.Key, cluster string) bool {
-	ns, name := tags[kmsv1alpha1.TagOwnerNS], tags[kmsv1alpha1.TagOwnerName]
-	if ns == "" && name == "" && tags[kmsv1alpha1.TagOwnerUID] == "" {
-		return false
-	}
-	return tags[kmsv1alpha1.TagOwnerCluster] != cluster || ns != key.Namespace || name != key.Name
+	return ownerOf(kmsv1alpha1.KindKey, key, cluster).otherOwner(tags)
 }

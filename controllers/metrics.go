@@ -45,6 +45,7 @@ var readiness = map[string]*gaugeTracker{
 	"Key":        {gauge: objectsByReadiness, fixed: []string{"Key"}},
 	"Alias":      {gauge: objectsByReadiness, fixed: []string{"Alias"}},
 	"Grant":      {gauge: objectsByReadiness, fixed: []string{"Grant"}},
+	"ReplicaKey": {gauge: objectsByReadiness, fixed: []string{"ReplicaKey"}},
 	"AWSAccount": {gauge: objectsByReadiness, fixed: []string{"AWSAccount"}},
 }
 

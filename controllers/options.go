@@ -1,4 +1,4 @@
-// Package controllers holds the Key, Alias and Grant reconcilers. They share
+// Package controllers holds the Key, ReplicaKey, Alias and Grant reconcilers. They share
 // one lifecycle (lifecycle.go); each kind adds only its own steps.
 package controllers
 
@@ -53,6 +53,7 @@ func SetupAll(mgr ctrl.Manager, o Options) error {
 		(&AliasReconciler{Options: o}).SetupWithManager(mgr),
 		(&GrantReconciler{Options: o}).SetupWithManager(mgr),
 		(&AWSAccountReconciler{Options: o}).SetupWithManager(mgr),
+		(&ReplicaKeyReconciler{Options: o}).SetupWithManager(mgr),
 	)
 }
 

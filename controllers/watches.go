@@ -31,10 +31,10 @@ var keyReferenceChanged = predicate.Funcs{
 	},
 }
 
-// referrersOf maps a Key to the objects of its namespace that reference it,
-// found through the field index on list's kind.
+// referrersOf maps a Key (a ReplicaKey, a Secret) to the objects of its
+// namespace that reference it, found through the field index on list's kind.
 func referrersOf(c client.Client, list client.ObjectList, field string) handler.MapFunc {
 	return func(ctx context.Context, key client.Object) []reconcile.Request {
-		return requestsOf(ctx, c, list, client.InNamespace(key.GetNamespace()), client.MatchingFields{field: key.GetName()})
+		return requestsOf(ctx, c, list, client.InNamespace(key.GetNamespace()), client.MatchingFields{field: refIndexValueOf(key)})
 	}
 }

@@ -17,8 +17,8 @@ type AliasSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.name is immutable: create a new Alias instead"
 	Name string `json:"name"`
 
-	// TargetKeyRef names a Key in the same namespace; the alias follows that
-	// Key's status.keyID.
+	// TargetKeyRef names a Key (or, with kind ReplicaKey, a ReplicaKey) in
+	// the same namespace; the alias follows its status.keyID, in its region.
 	// +optional
 	TargetKeyRef *LocalObjectReference `json:"targetKeyRef,omitempty"`
 

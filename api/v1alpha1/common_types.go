@@ -56,6 +56,12 @@ const (
 	// ReasonInUse: a deleted AWSAccount is still used by objects; its
 	// deletion waits for them.
 	ReasonInUse = "InUse"
+	// ReasonWaitingForSecret: the Secret holding a Key's key material (or
+	// its entry) does not exist yet; the Key is woken when it appears.
+	ReasonWaitingForSecret = "WaitingForSecret"
+	// ReasonWaitingForReplicas: a multi-Region primary is not deleted while
+	// replicas managed by other objects are still in use.
+	ReasonWaitingForReplicas = "WaitingForReplicas"
 )
 
 // Finalizer is set on every object whose KMS resource the operator must clean up.
@@ -83,16 +89,35 @@ const (
 	TagOwnerName    = TagPrefix + "owner-name"
 	TagOwnerNS      = TagPrefix + "owner-namespace"
 	TagOwnerCluster = TagPrefix + "cluster"
+	// TagOwnerKind is on keys owned by an object of another kind than Key
+	// (ReplicaKey); a key without it is a Key's.
+	TagOwnerKind = TagPrefix + "owner-kind"
 )
 
-// LocalObjectReference names an object in the same namespace. References across
-// namespaces are deliberately impossible: see the README's tenancy model.
+// LocalObjectReference names a Key, or a ReplicaKey, in the same namespace.
+// References across namespaces are deliberately impossible: see the
+// README's tenancy model.
 type LocalObjectReference struct {
 	// Name of the object in the same namespace.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
+	// Kind of the object: Key, or ReplicaKey (an Alias or a Grant on a
+	// ReplicaKey lives in the replica's region).
+	// +kubebuilder:validation:Enum=Key;ReplicaKey
+	// +kubebuilder:default=Key
+	// +optional
+	Kind string `json:"kind,omitempty"`
 }
+
+// Kinds a LocalObjectReference names.
+const (
+	KindKey        = "Key"
+	KindReplicaKey = "ReplicaKey"
+)
+
+// IsReplicaKey reports whether r names a ReplicaKey ("" is a Key).
+func (r *LocalObjectReference) IsReplicaKey() bool { return r.Kind == KindReplicaKey }
 
 // GetConditions returns the Key's conditions.
 func (k *Key) GetConditions() []metav1.Condition { return k.Status.Conditions }
@@ -102,6 +127,15 @@ func (k *Key) SetConditions(c []metav1.Condition) { k.Status.Conditions = c }
 
 // SetObservedGeneration records the generation the Key's status describes.
 func (k *Key) SetObservedGeneration(g int64) { k.Status.ObservedGeneration = g }
+
+// GetConditions returns the ReplicaKey's conditions.
+func (r *ReplicaKey) GetConditions() []metav1.Condition { return r.Status.Conditions }
+
+// SetConditions replaces the ReplicaKey's conditions.
+func (r *ReplicaKey) SetConditions(c []metav1.Condition) { r.Status.Conditions = c }
+
+// SetObservedGeneration records the generation the ReplicaKey's status describes.
+func (r *ReplicaKey) SetObservedGeneration(g int64) { r.Status.ObservedGeneration = g }
 
 // GetConditions returns the Alias's conditions.
 func (a *Alias) GetConditions() []metav1.Condition { return a.Status.Conditions }
@@ -158,3 +192,15 @@ func (g *Grant) SetAccount(a string) { g.Status.Account = a }
 
 // HasKMSResource reports whether the Grant has recorded a KMS grant.
 func (g *Grant) HasKMSResource() bool { return g.Status.GrantID != "" }
+
+// GetAccountRef returns spec.accountRef.
+func (r *ReplicaKey) GetAccountRef() *AccountReference { return r.Spec.AccountRef }
+
+// GetAccount returns status.account.
+func (r *ReplicaKey) GetAccount() string { return r.Status.Account }
+
+// SetAccount sets status.account.
+func (r *ReplicaKey) SetAccount(a string) { r.Status.Account = a }
+
+// HasKMSResource reports whether the ReplicaKey has recorded a replica.
+func (r *ReplicaKey) HasKMSResource() bool { return r.Status.KeyID != "" }

@@ -52,7 +52,8 @@ type GrantConstraints struct {
 // +kubebuilder:validation:XValidation:rule="has(self.granteeServicePrincipal) || !has(self.constraints) || !has(self.constraints.sourceArn)",message="spec.constraints.sourceArn is only for a grant to an AWS service (spec.granteeServicePrincipal): KMS evaluates it only for requests a service makes"
 // +kubebuilder:validation:XValidation:rule="has(self.accountRef) == has(oldSelf.accountRef) && (!has(self.accountRef) || self.accountRef.name == oldSelf.accountRef.name)",message="spec.accountRef is immutable: a KMS resource cannot move between accounts"
 type GrantSpec struct {
-	// KeyRef names a Key in the same namespace.
+	// KeyRef names a Key (or, with kind ReplicaKey, a ReplicaKey) in the
+	// same namespace; the grant is on its key, in its region.
 	// +optional
 	KeyRef *LocalObjectReference `json:"keyRef,omitempty"`
 

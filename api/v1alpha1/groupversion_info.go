@@ -1,4 +1,4 @@
-// Package v1alpha1 holds the kms.kmsoperator.io/v1alpha1 API: Key, Alias, Grant and AWSAccount.
+// Package v1alpha1 holds the kms.kmsoperator.io/v1alpha1 API: Key, ReplicaKey, Alias, Grant and AWSAccount.
 // +kubebuilder:object:generate=true
 // +groupName=kms.kmsoperator.io
 package v1alpha1
@@ -27,6 +27,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&Alias{}, &AliasList{},
 		&Grant{}, &GrantList{},
 		&AWSAccount{}, &AWSAccountList{},
+		&ReplicaKey{}, &ReplicaKeyList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -94,7 +94,12 @@ type KeyDeletionProtection struct {
 }
 
 // KeySpec is the declared state of a KMS key.
-// +kubebuilder:validation:XValidation:rule="!has(self.rotation) || ((!has(self.rotation.enabled) || !self.rotation.enabled) && !has(self.rotation.onDemandRequest)) || (self.keySpec == 'SYMMETRIC_DEFAULT' && self.origin == 'AWS_KMS')",message="spec.rotation: automatic and on-demand rotation are only for keySpec SYMMETRIC_DEFAULT with origin AWS_KMS"
+// +kubebuilder:validation:XValidation:rule="!has(self.rotation) || !has(self.rotation.enabled) || !self.rotation.enabled || (self.keySpec == 'SYMMETRIC_DEFAULT' && self.origin == 'AWS_KMS')",message="spec.rotation.enabled: automatic rotation is only for keySpec SYMMETRIC_DEFAULT with origin AWS_KMS; an EXTERNAL key rotates when its imported material changes (spec.keyMaterial)"
+// +kubebuilder:validation:XValidation:rule="!has(self.rotation) || !has(self.rotation.onDemandRequest) || self.keySpec == 'SYMMETRIC_DEFAULT'",message="spec.rotation.onDemandRequest: on-demand rotation is only for keySpec SYMMETRIC_DEFAULT (origin AWS_KMS, or EXTERNAL with new key material imported)"
+// +kubebuilder:validation:XValidation:rule="!has(self.keyMaterial) || self.origin == 'EXTERNAL'",message="spec.keyMaterial is only for origin EXTERNAL: KMS makes the material of other keys"
+// +kubebuilder:validation:XValidation:rule="!has(self.keyMaterial) || !self.multiRegion",message="spec.keyMaterial: imported material for multi-Region keys is not supported: each replica needs the same material imported in its region"
+// +kubebuilder:validation:XValidation:rule="!has(self.keyMaterial) || self.managementPolicy != 'Observe'",message="spec.keyMaterial: managementPolicy Observe never imports key material; drop one of the two"
+// +kubebuilder:validation:XValidation:rule="!has(self.primaryRegion) || self.multiRegion",message="spec.primaryRegion is only for multiRegion: true keys"
 // +kubebuilder:validation:XValidation:rule="!has(self.keyUsage) || (self.keySpec == 'SYMMETRIC_DEFAULT' ? self.keyUsage == 'ENCRYPT_DECRYPT' : self.keySpec.startsWith('RSA_') ? self.keyUsage in ['ENCRYPT_DECRYPT', 'SIGN_VERIFY'] : self.keySpec in ['ECC_NIST_P256', 'ECC_NIST_P384', 'ECC_NIST_P521'] ? self.keyUsage in ['SIGN_VERIFY', 'KEY_AGREEMENT'] : self.keySpec.startsWith('HMAC_') ? self.keyUsage == 'GENERATE_VERIFY_MAC' : self.keySpec == 'SM2' ? self.keyUsage in ['ENCRYPT_DECRYPT', 'SIGN_VERIFY', 'KEY_AGREEMENT'] : self.keySpec.startsWith('ML_KEM_') ? self.keyUsage == 'ENCAPSULATE_DECAPSULATE' : self.keyUsage == 'SIGN_VERIFY')",message="spec.keyUsage is not allowed for this keySpec: SYMMETRIC_DEFAULT allows ENCRYPT_DECRYPT; RSA_* ENCRYPT_DECRYPT or SIGN_VERIFY; ECC_NIST_P256/P384/P521 SIGN_VERIFY or KEY_AGREEMENT; ECC_SECG_P256K1, ECC_NIST_EDWARDS25519 and ML_DSA_* SIGN_VERIFY; HMAC_* GENERATE_VERIFY_MAC; SM2 ENCRYPT_DECRYPT, SIGN_VERIFY or KEY_AGREEMENT; ML_KEM_* ENCAPSULATE_DECAPSULATE"
 // +kubebuilder:validation:XValidation:rule="(has(self.keyUsage) ? self.keyUsage : (self.keySpec.startsWith('HMAC_') ? 'GENERATE_VERIFY_MAC' : self.keySpec.startsWith('ML_KEM_') ? 'ENCAPSULATE_DECAPSULATE' : (self.keySpec == 'SYMMETRIC_DEFAULT' || self.keySpec.startsWith('RSA_') || self.keySpec == 'SM2') ? 'ENCRYPT_DECRYPT' : 'SIGN_VERIFY')) == (has(oldSelf.keyUsage) ? oldSelf.keyUsage : (oldSelf.keySpec.startsWith('HMAC_') ? 'GENERATE_VERIFY_MAC' : oldSelf.keySpec.startsWith('ML_KEM_') ? 'ENCAPSULATE_DECAPSULATE' : (oldSelf.keySpec == 'SYMMETRIC_DEFAULT' || oldSelf.keySpec.startsWith('RSA_') || oldSelf.keySpec == 'SM2') ? 'ENCRYPT_DECRYPT' : 'SIGN_VERIFY'))",message="spec.keyUsage is immutable: KMS fixes it when the key is created"
 // +kubebuilder:validation:XValidation:rule="self.managementPolicy != 'Observe' || has(self.keyID)",message="spec.keyID is required with managementPolicy Observe: it names the key to observe"
@@ -216,6 +221,49 @@ type KeySpec struct {
 	// own identity. Immutable.
 	// +optional
 	AccountRef *AccountReference `json:"accountRef,omitempty"`
+	// PrimaryRegion of a multi-Region key: the region whose key of the
+	// family is the primary. Setting it to the region of a replica (a
+	// ReplicaKey) makes that replica the primary and this key a replica
+	// (UpdatePrimaryRegion): failover is declared here, in the one object
+	// that owns the family. Omitted: wherever KMS has it; never changed.
+	// +kubebuilder:validation:Pattern=`^[a-z]{2,4}(-[a-z]+)+-[0-9]+$`
+	// +optional
+	PrimaryRegion string `json:"primaryRegion,omitempty"`
+
+	// KeyMaterial imports the key's material from a Secret of this
+	// namespace (origin EXTERNAL). A change of the material in the Secret
+	// is imported as new material and the key rotated to it; the old
+	// material stays for decryption.
+	// +optional
+	KeyMaterial *KeyMaterialSource `json:"keyMaterial,omitempty"`
+}
+
+// KeyMaterialSource is where a Key's imported material comes from.
+type KeyMaterialSource struct {
+	// SecretRef names the Secret, in the Key's namespace, and the entry of its
+	// data that holds the material: 32 bytes for SYMMETRIC_DEFAULT, the
+	// key spec's length for HMAC_*, a private key (PEM or DER PKCS #8) for
+	// asymmetric keys.
+	SecretRef SecretKeyReference `json:"secretRef"`
+
+	// ValidTo is when KMS deletes the imported material (at most 365 days
+	// ahead, a KMS limit); omitted: it never expires. Material that expires
+	// is imported again from the Secret.
+	// +optional
+	ValidTo *metav1.Time `json:"validTo,omitempty"`
+}
+
+// SecretKeyReference names an entry of a Secret's data in the same namespace.
+type SecretKeyReference struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Key of the entry in the Secret's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
 }
 
 // KeyRotationStatus is the rotation KMS reports.
@@ -255,6 +303,47 @@ type KeyLastUsage struct {
 	TrackingStartDate *metav1.Time `json:"trackingStartDate,omitempty"`
 }
 
+// KeyMaterialStatus is a key's imported material as KMS reports it. It holds
+// ids and dates, never material.
+type KeyMaterialStatus struct {
+	// CurrentKeyMaterialID is KMS's id of the material in use (symmetric
+	// keys; KMS gives HMAC and asymmetric material no id).
+	// +optional
+	CurrentKeyMaterialID string `json:"currentKeyMaterialID,omitempty"`
+	// ImportedAt is when the operator last imported the Secret's material.
+	// +optional
+	ImportedAt *metav1.Time `json:"importedAt,omitempty"`
+	// ValidTo is when KMS deletes the current material; nil: never.
+	// +optional
+	ValidTo *metav1.Time `json:"validTo,omitempty"`
+	// SecretResourceVersion is the resourceVersion of the Secret whose
+	// material the key was last found to hold: a new one is compared with
+	// the key's material (by re-importing it) before anything else.
+	// +optional
+	SecretResourceVersion string `json:"secretResourceVersion,omitempty"`
+	// Rotations are the key's materials as ListKeyRotations lists them,
+	// oldest first: the first import, then one per rotation.
+	// +optional
+	Rotations []KeyMaterialEntry `json:"rotations,omitempty"`
+}
+
+// KeyMaterialEntry is one key material of a key.
+type KeyMaterialEntry struct {
+	// KeyMaterialID is KMS's id of the material.
+	KeyMaterialID string `json:"keyMaterialID"`
+	// State is CURRENT, NON_CURRENT (kept to decrypt) or PENDING_ROTATION.
+	State string `json:"state"`
+	// ImportState is IMPORTED, or PENDING_IMPORT once deleted or expired.
+	// +optional
+	ImportState string `json:"importState,omitempty"`
+	// RotationDate is when the key was rotated to this material.
+	// +optional
+	RotationDate *metav1.Time `json:"rotationDate,omitempty"`
+	// ValidTo is when KMS deletes this material; nil: never.
+	// +optional
+	ValidTo *metav1.Time `json:"validTo,omitempty"`
+}
+
 // KeyStatus is the observed state of a KMS key.
 type KeyStatus struct {
 	// Account is the AWSAccount whose credentials manage the KMS resource;
@@ -285,6 +374,15 @@ type KeyStatus struct {
 	// or the spec declares deletionProtection.unusedForDays.
 	// +optional
 	LastUsage *KeyLastUsage `json:"lastUsage,omitempty"`
+	// PrimaryRegion of a multi-Region key: where the family's primary key is.
+	// +optional
+	PrimaryRegion string `json:"primaryRegion,omitempty"`
+	// ReplicaRegions of a multi-Region key: where its replicas are.
+	// +optional
+	ReplicaRegions []string `json:"replicaRegions,omitempty"`
+	// KeyMaterial is the imported key material (spec.keyMaterial).
+	// +optional
+	KeyMaterial *KeyMaterialStatus `json:"keyMaterial,omitempty"`
 	// ObservedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -304,6 +402,7 @@ type KeyStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].status`,priority=1
 // +kubebuilder:printcolumn:name="Last Used",type=date,JSONPath=`.status.lastUsage.time`,priority=1
+// +kubebuilder:printcolumn:name="Primary Region",type=string,JSONPath=`.status.primaryRegion`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Key struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -130,6 +130,17 @@ func newAlias(mut func(*v1alpha1.AliasSpec)) *v1alpha1.Alias {
 	return a
 }
 
+func newReplica(mut func(*v1alpha1.ReplicaKeySpec)) *v1alpha1.ReplicaKey {
+	r := &v1alpha1.ReplicaKey{
+		ObjectMeta: metav1.ObjectMeta{Name: uniqueName("replica"), Namespace: testNamespace},
+		Spec:       v1alpha1.ReplicaKeySpec{PrimaryKeyRef: &v1alpha1.LocalObjectReference{Name: "my-key"}, Region: "eu-west-1"},
+	}
+	if mut != nil {
+		mut(&r.Spec)
+	}
+	return r
+}
+
 func newGrant(mut func(*v1alpha1.GrantSpec)) *v1alpha1.Grant {
 	g := &v1alpha1.Grant{
 		ObjectMeta: metav1.ObjectMeta{Name: uniqueName("grant"), Namespace: testNamespace},
@@ -327,6 +338,55 @@ func TestAccepted(t *testing.T) {
 			obj:    newKey(func(s *v1alpha1.KeySpec) { s.Origin = v1alpha1.OriginExternal }),
 		},
 		{
+			name:   "EXTERNAL key with its material in a Secret and on-demand rotation",
+			reason: "KMS rotates symmetric keys with imported material on demand (since 2025); validTo is optional",
+			obj: newKey(func(s *v1alpha1.KeySpec) {
+				s.Origin = v1alpha1.OriginExternal
+				s.Rotation = &v1alpha1.KeyRotation{OnDemandRequest: "1"}
+				s.KeyMaterial = &v1alpha1.KeyMaterialSource{SecretRef: v1alpha1.SecretKeyReference{Name: "material", Key: "key.bin"},
+					ValidTo: &metav1.Time{Time: time.Now().Add(24 * time.Hour)}}
+			}),
+		},
+		{
+			name:   "HMAC key with imported material",
+			reason: "KMS imports HMAC and asymmetric material too",
+			obj: newKey(func(s *v1alpha1.KeySpec) {
+				s.KeySpec, s.Origin = "HMAC_256", v1alpha1.OriginExternal
+				s.KeyMaterial = &v1alpha1.KeyMaterialSource{SecretRef: v1alpha1.SecretKeyReference{Name: "material", Key: "hmac"}}
+			}),
+		},
+		{
+			name:   "multi-Region key with a primary region",
+			reason: "failover is declared on the multi-Region Key",
+			obj:    newKey(func(s *v1alpha1.KeySpec) { s.MultiRegion, s.PrimaryRegion = true, "eu-west-1" }),
+		},
+		{
+			name:   "ReplicaKey of a Key",
+			reason: "a replica names its primary Key and its own region; enabled, deletionPolicy, pendingWindowInDays and managementPolicy get the Key's defaults",
+			obj:    newReplica(nil),
+			check: func(t *testing.T, got client.Object) {
+				s := got.(*v1alpha1.ReplicaKey).Spec
+				if !s.WantsEnabled() || s.DeletionPolicy != v1alpha1.DeletionPolicyDelete || s.PendingWindowInDays != 30 ||
+					s.ManagementPolicy != v1alpha1.ManagementPolicyManage || s.PrimaryKeyRef.Kind != v1alpha1.KindKey {
+					t.Errorf("defaults not applied: %+v", s)
+				}
+			},
+		},
+		{
+			name:   "ReplicaKey of a key ARN",
+			reason: "a primary no Key of the namespace manages is named by its mrk- ARN",
+			obj: newReplica(func(s *v1alpha1.ReplicaKeySpec) {
+				s.PrimaryKeyRef, s.PrimaryKeyARN = nil, "arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+			}),
+		},
+		{
+			name:   "Alias on a ReplicaKey",
+			reason: "an Alias on a replica lives in the replica's region",
+			obj: newAlias(func(s *v1alpha1.AliasSpec) {
+				s.TargetKeyRef = &v1alpha1.LocalObjectReference{Name: "app-eu", Kind: v1alpha1.KindReplicaKey}
+			}),
+		},
+		{
 			name:   "on-demand rotation alone on a symmetric key",
 			reason: "on-demand rotation does not need automatic rotation",
 			obj: newKey(func(s *v1alpha1.KeySpec) {
@@ -440,7 +500,8 @@ func TestAccepted(t *testing.T) {
 
 func TestRejected(t *testing.T) {
 	const keyUsageMsg = "spec.keyUsage is not allowed for this keySpec"
-	const rotationMsg = "spec.rotation: automatic and on-demand rotation are only for keySpec SYMMETRIC_DEFAULT with origin AWS_KMS"
+	const rotationMsg = "spec.rotation.enabled: automatic rotation is only for keySpec SYMMETRIC_DEFAULT with origin AWS_KMS"
+	const onDemandMsg = "spec.rotation.onDemandRequest: on-demand rotation is only for keySpec SYMMETRIC_DEFAULT"
 	for _, tc := range []struct {
 		name   string
 		reason string
@@ -503,12 +564,97 @@ func TestRejected(t *testing.T) {
 		},
 		{
 			name:   "onDemandRequest on an HMAC key",
-			reason: "on-demand rotation has the same restriction as automatic rotation",
+			reason: "KMS rotates only symmetric-encryption keys on demand",
 			obj: newKey(func(s *v1alpha1.KeySpec) {
 				s.KeySpec = "HMAC_256"
 				s.Rotation = &v1alpha1.KeyRotation{OnDemandRequest: "2025-01-01"}
 			}),
-			want: rotationMsg,
+			want: onDemandMsg,
+		},
+		{
+			name:   "keyMaterial on an AWS_KMS key",
+			reason: "KMS makes the material of AWS_KMS keys; there is nothing to import",
+			obj: newKey(func(s *v1alpha1.KeySpec) {
+				s.KeyMaterial = &v1alpha1.KeyMaterialSource{SecretRef: v1alpha1.SecretKeyReference{Name: "m", Key: "k"}}
+			}),
+			want: "spec.keyMaterial is only for origin EXTERNAL",
+		},
+		{
+			name:   "keyMaterial on a multi-Region key",
+			reason: "each replica would need the same material imported in its region, which the operator does not do",
+			obj: newKey(func(s *v1alpha1.KeySpec) {
+				s.Origin, s.MultiRegion = v1alpha1.OriginExternal, true
+				s.KeyMaterial = &v1alpha1.KeyMaterialSource{SecretRef: v1alpha1.SecretKeyReference{Name: "m", Key: "k"}}
+			}),
+			want: "spec.keyMaterial: imported material for multi-Region keys is not supported",
+		},
+		{
+			name:   "keyMaterial with Observe",
+			reason: "an observed key is never written, so nothing would be imported",
+			obj: newKey(func(s *v1alpha1.KeySpec) {
+				s.Origin, s.ManagementPolicy, s.KeyID = v1alpha1.OriginExternal, v1alpha1.ManagementPolicyObserve, "1234abcd-12ab-34cd-56ef-1234567890ab"
+				s.KeyMaterial = &v1alpha1.KeyMaterialSource{SecretRef: v1alpha1.SecretKeyReference{Name: "m", Key: "k"}}
+			}),
+			want: "spec.keyMaterial: managementPolicy Observe never imports key material",
+		},
+		{
+			name:   "keyMaterial entry with a slash",
+			reason: "Secret data keys are [-._a-zA-Z0-9]+",
+			obj: newKey(func(s *v1alpha1.KeySpec) {
+				s.Origin = v1alpha1.OriginExternal
+				s.KeyMaterial = &v1alpha1.KeyMaterialSource{SecretRef: v1alpha1.SecretKeyReference{Name: "m", Key: "a/b"}}
+			}),
+			want: "spec.keyMaterial.secretRef.key",
+		},
+		{
+			name:   "primaryRegion on a single-Region key",
+			reason: "only a multi-Region key has a primary region to fail over",
+			obj:    newKey(func(s *v1alpha1.KeySpec) { s.PrimaryRegion = "eu-west-1" }),
+			want:   "spec.primaryRegion is only for multiRegion: true keys",
+		},
+		{
+			name:   "ReplicaKey with both primaries",
+			reason: "a replica has one primary key",
+			obj: newReplica(func(s *v1alpha1.ReplicaKeySpec) {
+				s.PrimaryKeyARN = "arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+			}),
+			want: "exactly one of spec.primaryKeyRef or spec.primaryKeyARN must be set",
+		},
+		{
+			name:   "ReplicaKey of a single-Region key ARN",
+			reason: "only multi-Region keys (mrk-) have replicas",
+			obj: newReplica(func(s *v1alpha1.ReplicaKeySpec) {
+				s.PrimaryKeyRef, s.PrimaryKeyARN = nil, "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+			}),
+			want: "spec.primaryKeyARN must be the ARN of a multi-Region key",
+		},
+		{
+			name:   "ReplicaKey in its primary's region",
+			reason: "a replica lives in another region than its primary",
+			obj: newReplica(func(s *v1alpha1.ReplicaKeySpec) {
+				s.PrimaryKeyRef, s.PrimaryKeyARN = nil, "arn:aws:kms:eu-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+			}),
+			want: "spec.region is the region of spec.primaryKeyARN",
+		},
+		{
+			name:   "ReplicaKey without a region",
+			reason: "the region is the point of a replica",
+			obj:    toUnstructured(newReplica(nil), func(m map[string]any) { delete(m["spec"].(map[string]any), "region") }),
+			want:   "spec.region: Required value",
+		},
+		{
+			name:   "ReplicaKey of a ReplicaKey",
+			reason: "a replica replicates a primary Key",
+			obj: newReplica(func(s *v1alpha1.ReplicaKeySpec) {
+				s.PrimaryKeyRef.Kind = v1alpha1.KindReplicaKey
+			}),
+			want: "spec.primaryKeyRef names a Key",
+		},
+		{
+			name:   "ReplicaKey with 46 tags",
+			reason: "KMS allows 50 tags and the operator adds 5 to a replica",
+			obj:    newReplica(func(s *v1alpha1.ReplicaKeySpec) { s.Tags = tags(46) }),
+			want:   "spec.tags: at most 45 tags",
 		},
 		{
 			name:   "periodInDays 89",
@@ -906,7 +1052,7 @@ func TestKeyUpdate(t *testing.T) {
 			reason: "the create-time rules also hold on update",
 			create: func(s *v1alpha1.KeySpec) { s.KeySpec = "RSA_2048" },
 			update: func(s *v1alpha1.KeySpec) { s.Rotation = &v1alpha1.KeyRotation{Enabled: true} },
-			want:   "spec.rotation: automatic and on-demand rotation are only for keySpec SYMMETRIC_DEFAULT",
+			want:   "spec.rotation.enabled: automatic rotation is only for keySpec SYMMETRIC_DEFAULT",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1001,6 +1147,7 @@ func TestCRDPresentation(t *testing.T) {
 		{"keys.kms.kmsoperator.io", "kmskey"},
 		{"aliases.kms.kmsoperator.io", "kmsalias"},
 		{"grants.kms.kmsoperator.io", "kmsgrant"},
+		{"replicakeys.kms.kmsoperator.io", "kmsreplica"},
 	} {
 		t.Run(tc.crd, func(t *testing.T) {
 			crd := &apiextensionsv1.CustomResourceDefinition{}

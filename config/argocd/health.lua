@@ -1,10 +1,10 @@
--- Argo CD health check for kms.kmsoperator.io/v1alpha1 Key, Alias and Grant.
--- The same script serves the three kinds (docs/argocd-health.md).
+-- Argo CD health check for kms.kmsoperator.io/v1alpha1 Key, ReplicaKey, Alias and Grant.
+-- The same script serves the four kinds (docs/argocd-health.md).
 -- Reasons: api/v1alpha1/common_types.go.
 hs = {}
 local waiting = {
   Updating = true, WaitingForKey = true, Throttled = true, ReconcileError = true,
-  Propagating = true,
+  Propagating = true, WaitingForSecret = true, WaitingForReplicas = true,
 }
 -- Ready=False reasons of an object whose deletion the operator holds back
 -- (a Key's spec.deletionProtection): it stays until a person acts or time

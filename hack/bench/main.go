@@ -47,6 +47,8 @@ type options struct {
 	newWork      int  // new Keys created while the largest N resync
 	restart      bool // restart the operator with the largest N Ready
 	workers      int
+	replicas     int // N of ReplicaKeys (one per multi-Region Key; multiregion.go)
+	imports      int // N of Keys with imported material, then rotated (multiregion.go)
 	extraOperArg []string
 }
 
@@ -65,6 +67,8 @@ func main() {
 	flag.BoolVar(&o.restart, "restart", true, "restart the operator with the largest Keys run Ready")
 	flag.IntVar(&o.workers, "workers", 0, "operator --max-concurrent-reconciles (0: the operator's default)")
 	flag.StringVar(&extra, "operator-args", "", "more operator flags, space-separated")
+	flag.IntVar(&o.replicas, "replicas", 10, "N of ReplicaKeys to create, one per multi-Region Key (0 skips)")
+	flag.IntVar(&o.imports, "imports", 10, "N of Keys with imported key material to create and then rotate (0 skips)")
 	flag.Parse()
 	o.keys = ints(keys)
 	o.extraOperArg = strings.Fields(extra)
@@ -186,6 +190,12 @@ func (b *bench) run(ctx context.Context, o options) int {
 			fmt.Println("  " + err.Error())
 			failed++
 		}
+	}
+	if o.replicas > 0 {
+		failed += b.extraScenario(ctx, replicaScenario, o.replicas, b.replicas(o.replicas), o.syncPeriod)
+	}
+	if o.imports > 0 {
+		failed += b.extraScenario(ctx, importScenario, o.imports, b.imports(o.imports), o.syncPeriod)
 	}
 	b.print()
 	return failed

@@ -166,8 +166,10 @@ key scheduled for deletion waits in PendingReplicaDeletion for its replicas;
 UpdatePrimaryRegion swaps primary and replica; replicas share the primary's
 rotation. Grants may name service principals (with a SourceArn constraint).
 GetKeyLastUsage reports each key's last cryptographic use. EXTERNAL
-(symmetric) keys take imported material with ids, new material pending
-rotation, RotateKeyOnDemand to it, per-material deletion and expiry.
+symmetric keys take imported material with ids, new material pending
+rotation, RotateKeyOnDemand to it, per-material deletion and expiry; EXTERNAL
+HMAC, RSA and NIST ECC keys take one material (DER PKCS #8 private keys,
+RSA ones wrapped with RSA_AES_KEY_WRAP_*), re-importable but never changed.
 
 Flags:
 `)

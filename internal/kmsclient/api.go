@@ -64,6 +64,28 @@ type API interface {
 	// GetKeyLastUsage returns the key's last cryptographic use as KMS
 	// tracks it. Alias names are refused.
 	GetKeyLastUsage(ctx context.Context, keyID string) (*LastUsage, error)
+	// ReplicateKey makes a replica of the multi-Region primary key in.KeyID,
+	// sent to the primary's region, with everything ReplicateKey accepts.
+	// The replica has the primary's key id; KMS answers while it is still
+	// Creating.
+	ReplicateKey(ctx context.Context, in ReplicateKeyInput) (*Key, error)
+	// UpdatePrimaryRegion makes the replica in region the primary key and
+	// the primary a replica; it is sent to the current primary's region.
+	UpdatePrimaryRegion(ctx context.Context, keyID, region string) error
+
+	// GetParametersForImport returns a wrapping public key and an import
+	// token for importing key material into an EXTERNAL key.
+	GetParametersForImport(ctx context.Context, keyID, wrappingAlgorithm, wrappingKeySpec string) (*ImportParameters, error)
+	// ImportKeyMaterial imports key material wrapped with the public key of
+	// the import parameters, and returns its key material id (symmetric
+	// keys; "" for others).
+	ImportKeyMaterial(ctx context.Context, in ImportKeyMaterialInput) (string, error)
+	// ListKeyMaterials returns every key material of an EXTERNAL symmetric
+	// key, oldest first (ListKeyRotations with IncludeKeyMaterial
+	// ALL_KEY_MATERIAL, paged).
+	ListKeyMaterials(ctx context.Context, keyID string) ([]KeyMaterial, error)
+	// DeleteImportedKeyMaterial deletes one key material ("" the current).
+	DeleteImportedKeyMaterial(ctx context.Context, keyID, keyMaterialID string) error
 }
 
 // Provider hands out an API per account and region: account "" is the
@@ -85,7 +107,26 @@ type Key struct {
 	State        string // Enabled, Disabled, PendingDeletion, PendingImport, ...
 	CreationDate time.Time
 	DeletionDate *time.Time
+
+	// MultiRegionType is PRIMARY or REPLICA for a multi-Region key, "" for
+	// others; PrimaryRegion and ReplicaRegions relate it to its family.
+	MultiRegionType string
+	PrimaryRegion   string
+	ReplicaRegions  []string
+
+	// CurrentKeyMaterialID, ExpirationModel and ValidTo describe the key
+	// material of a key with imported material (origin EXTERNAL); KMS gives
+	// a material id to symmetric keys only.
+	CurrentKeyMaterialID string
+	ExpirationModel      string
+	ValidTo              *time.Time
 }
+
+// Multi-Region key types.
+const (
+	MultiRegionPrimary = "PRIMARY"
+	MultiRegionReplica = "REPLICA"
+)
 
 // Key states the reconcilers act on.
 const (
@@ -94,6 +135,8 @@ const (
 	StatePendingDeletion        = "PendingDeletion"
 	StatePendingReplicaDeletion = "PendingReplicaDeletion"
 	StatePendingImport          = "PendingImport"
+	StateCreating               = "Creating"
+	StateUpdating               = "Updating"
 )
 
 // PendingDeletion reports whether a key in state is on its way out: scheduled
@@ -202,3 +245,66 @@ type LastUsage struct {
 	// clock that recorded it.
 	At time.Time
 }
+
+// ReplicateKeyInput is everything ReplicateKey accepts that the operator
+// uses. Tags are not replicated: the replica gets these.
+type ReplicateKeyInput struct {
+	KeyID                          string
+	Region                         string
+	Description                    string
+	Policy                         string // "" lets KMS apply its default policy
+	BypassPolicyLockoutSafetyCheck bool
+	Tags                           map[string]string
+}
+
+// ImportParameters are what GetParametersForImport answers: a wrapping
+// public key (DER, SubjectPublicKeyInfo) and the import token to send with
+// the material wrapped under it, both valid until ValidTo.
+type ImportParameters struct {
+	PublicKey   []byte
+	ImportToken []byte
+	ValidTo     time.Time
+}
+
+// ImportKeyMaterialInput is one ImportKeyMaterial request.
+type ImportKeyMaterialInput struct {
+	KeyID       string
+	ImportToken []byte
+	// EncryptedKeyMaterial is the material wrapped with the public key of
+	// the same ImportParameters: never the material itself.
+	EncryptedKeyMaterial []byte
+	// ImportType is NEW_KEY_MATERIAL or EXISTING_KEY_MATERIAL (symmetric
+	// keys only); "" is KMS's default.
+	ImportType string
+	// KeyMaterialID names the material an EXISTING_KEY_MATERIAL import must
+	// be (symmetric keys only).
+	KeyMaterialID string
+	// ValidTo is when the material expires; nil: it does not.
+	ValidTo *time.Time
+}
+
+// Import types.
+const (
+	ImportNewMaterial      = "NEW_KEY_MATERIAL"
+	ImportExistingMaterial = "EXISTING_KEY_MATERIAL"
+)
+
+// KeyMaterial is one key material of an EXTERNAL key, as ListKeyRotations
+// lists it.
+type KeyMaterial struct {
+	ID string
+	// State is CURRENT, NON_CURRENT or PENDING_ROTATION.
+	State string
+	// ImportState is IMPORTED or PENDING_IMPORT (deleted or expired).
+	ImportState  string
+	ValidTo      *time.Time
+	RotationDate *time.Time
+}
+
+// Key material states.
+const (
+	MaterialCurrent         = "CURRENT"
+	MaterialNonCurrent      = "NON_CURRENT"
+	MaterialPendingRotation = "PENDING_ROTATION"
+	MaterialImported        = "IMPORTED"
+)

@@ -97,6 +97,14 @@ func ClassOf(err error) Class {
 // IsNotFound reports whether err says the KMS resource does not exist.
 func IsNotFound(err error) bool { return err != nil && ClassOf(err) == NotFound }
 
+// IsIncorrectKeyMaterial reports whether KMS refused imported key material
+// as not the key's: the way to tell, without reading any material back,
+// that it differs from what the key holds.
+func IsIncorrectKeyMaterial(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == "IncorrectKeyMaterialException"
+}
+
 // NewError returns a classified error like the SDK adapter's, for fakes and
 // tests.
 func NewError(op string, class Class, code, msg string) error {
@@ -129,6 +137,12 @@ var codeClasses = map[string]Class{
 	"InvalidAliasNameException":        Invalid,
 	"InvalidMarkerException":           Invalid,
 	"InvalidKeyUsageException":         Invalid,
+	// ImportKeyMaterial: the material does not match the key (another
+	// material than the one named, or any change of an asymmetric or HMAC
+	// key's material), or was not wrapped with the import parameters.
+	"IncorrectKeyMaterialException": Invalid,
+	"InvalidCiphertextException":    Invalid,
+	"InvalidImportTokenException":   Invalid,
 	// CreateAlias answers it for the reserved alias/aws/ prefix.
 	"NotAuthorizedException": Invalid,
 	"AccessDeniedException":  AccessDenied,

@@ -43,6 +43,11 @@ type kmsAPI interface {
 	RevokeGrant(context.Context, *kms.RevokeGrantInput, ...func(*kms.Options)) (*kms.RevokeGrantOutput, error)
 	RetireGrant(context.Context, *kms.RetireGrantInput, ...func(*kms.Options)) (*kms.RetireGrantOutput, error)
 	GetKeyLastUsage(context.Context, *kms.GetKeyLastUsageInput, ...func(*kms.Options)) (*kms.GetKeyLastUsageOutput, error)
+	ReplicateKey(context.Context, *kms.ReplicateKeyInput, ...func(*kms.Options)) (*kms.ReplicateKeyOutput, error)
+	UpdatePrimaryRegion(context.Context, *kms.UpdatePrimaryRegionInput, ...func(*kms.Options)) (*kms.UpdatePrimaryRegionOutput, error)
+	GetParametersForImport(context.Context, *kms.GetParametersForImportInput, ...func(*kms.Options)) (*kms.GetParametersForImportOutput, error)
+	ImportKeyMaterial(context.Context, *kms.ImportKeyMaterialInput, ...func(*kms.Options)) (*kms.ImportKeyMaterialOutput, error)
+	DeleteImportedKeyMaterial(context.Context, *kms.DeleteImportedKeyMaterialInput, ...func(*kms.Options)) (*kms.DeleteImportedKeyMaterialOutput, error)
 }
 
 var _ kmsAPI = (*kms.Client)(nil)
@@ -77,7 +82,7 @@ func (c *sdkClient) DescribeKey(ctx context.Context, keyID string) (*Key, error)
 }
 
 func toKey(m *types.KeyMetadata) *Key {
-	return &Key{
+	k := &Key{
 		ID:           aws.ToString(m.KeyId),
 		ARN:          aws.ToString(m.Arn),
 		Description:  aws.ToString(m.Description),
@@ -88,7 +93,13 @@ func toKey(m *types.KeyMetadata) *Key {
 		State:        string(m.KeyState),
 		CreationDate: aws.ToTime(m.CreationDate),
 		DeletionDate: m.DeletionDate,
+
+		CurrentKeyMaterialID: aws.ToString(m.CurrentKeyMaterialId),
+		ExpirationModel:      string(m.ExpirationModel),
+		ValidTo:              m.ValidTo,
 	}
+	addMultiRegion(k, m.MultiRegionConfiguration)
+	return k
 }
 
 func (c *sdkClient) GetKeyPolicy(ctx context.Context, keyID string) (string, error) {

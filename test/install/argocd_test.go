@@ -16,14 +16,14 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-var kinds = []string{"Key", "Alias", "Grant"}
+var kinds = []string{"Key", "ReplicaKey", "Alias", "Grant"}
 
 // Ready=False reasons the health script calls Progressing (the operator is
 // working on it or retrying) and those it calls Degraded (a person must act).
 // Every Reason* constant of api/v1alpha1 must be in one of the three lists
 // below, so a new reason cannot be added without deciding its health.
 var (
-	waitingReasons  = []string{"Updating", "WaitingForKey", "Throttled", "ReconcileError", "Propagating"}
+	waitingReasons  = []string{"Updating", "WaitingForKey", "Throttled", "ReconcileError", "Propagating", "WaitingForSecret", "WaitingForReplicas"}
 	terminalReasons = []string{"InvalidSpec", "InvalidKeyState", "Conflict", "AdoptionRefused", "ReferenceRefused", "NotFound", "Drifted", "AccessDenied",
 		"DeletionProtected", "StillReferenced", "AccountNotAllowed", "AccountNotReady", "AccountChanged", "AssumeRoleFailed", "InUse"}
 	// Terminal reasons that hold an object's deletion back: Degraded even
@@ -239,7 +239,7 @@ func TestArgoCDHealthCoversReasons(t *testing.T) {
 }
 
 // TestArgoCDHealthDoc: the argocd-cm snippet in docs/argocd-health.md is valid
-// YAML and holds config/argocd/health.lua, unchanged, for each of the three kinds.
+// YAML and holds config/argocd/health.lua, unchanged, for each of the four kinds.
 func TestArgoCDHealthDoc(t *testing.T) {
 	doc := string(readFile(t, "docs", "argocd-health.md"))
 	var snippet string

@@ -365,8 +365,8 @@ func TestHelmCRDs(t *testing.T) {
 	}
 	const fix = "run `make manifests`, which copies config/crd/bases/*.yaml into " + chartDir + "/crds/"
 	want, got := list("config", "crd", "bases"), list(chartDir, "crds")
-	if len(want) != 4 {
-		t.Fatalf("config/crd/bases has %v, want the four CRDs", want)
+	if len(want) != 5 {
+		t.Fatalf("config/crd/bases has %v, want the five CRDs", want)
 	}
 	if !slices.Equal(want, got) {
 		t.Fatalf("%s/crds has %v, config/crd/bases has %v: %s", chartDir, got, want, fix)
@@ -386,7 +386,7 @@ func TestHelmCRDs(t *testing.T) {
 		names = append(names, u.GetName())
 	}
 	slices.Sort(names)
-	if want := []string{"aliases.kms.kmsoperator.io", "awsaccounts.kms.kmsoperator.io", "grants.kms.kmsoperator.io", "keys.kms.kmsoperator.io"}; !slices.Equal(names, want) {
+	if want := []string{"aliases.kms.kmsoperator.io", "awsaccounts.kms.kmsoperator.io", "grants.kms.kmsoperator.io", "keys.kms.kmsoperator.io", "replicakeys.kms.kmsoperator.io"}; !slices.Equal(names, want) {
 		t.Errorf("helm template --include-crds renders CRDs %v, want %v", names, want)
 	}
 }

@@ -51,6 +51,7 @@ func TestIAMPolicy(t *testing.T) {
 		"kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
 		"kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias",
 		"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant", "servicequotas:ListServiceQuotas",
+		"kms:ReplicateKey", "kms:UpdatePrimaryRegion", "kms:GetParametersForImport", "kms:ImportKeyMaterial", "kms:DeleteImportedKeyMaterial",
 	}
 	allowed := map[string]bool{}
 	for _, s := range statements {

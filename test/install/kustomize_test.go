@@ -47,7 +47,7 @@ func TestKustomizeDefault(t *testing.T) {
 		crds = append(crds, u.GetName())
 	}
 	slices.Sort(crds)
-	if want := []string{"aliases.kms.kmsoperator.io", "awsaccounts.kms.kmsoperator.io", "grants.kms.kmsoperator.io", "keys.kms.kmsoperator.io"}; !slices.Equal(crds, want) {
+	if want := []string{"aliases.kms.kmsoperator.io", "awsaccounts.kms.kmsoperator.io", "grants.kms.kmsoperator.io", "keys.kms.kmsoperator.io", "replicakeys.kms.kmsoperator.io"}; !slices.Equal(crds, want) {
 		t.Errorf("CRDs = %v, want %v", crds, want)
 	}
 	for _, u := range objs {

@@ -7,8 +7,10 @@ package front
 // (https://docs.aws.amazon.com/kms/latest/developerguide/importing-keys.html,
 // API references of GetParametersForImport, ImportKeyMaterial,
 // DeleteImportedKeyMaterial, RotateKeyOnDemand and ListKeyRotations).
-// Symmetric encryption keys only: local-kms makes EXTERNAL keys of no other
-// key spec.
+// HMAC and asymmetric keys (RSA, NIST ECC) take one material, which can be
+// re-imported but never changed (importOnce, imports_asymmetric.go); local-kms
+// makes EXTERNAL keys of no other key spec than symmetric, so createKey makes
+// them (externalKeySpecs).
 
 import (
 	"bytes"
@@ -75,19 +77,18 @@ var wrappingAlgorithms = []string{"RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "RSA
 var wrappingKeyBits = map[string]int{"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
 
 // externalKey loads a key that takes imported material.
-func (c *call) externalKey(keyID string) (*cmk.AesKey, handler.Response) {
+func (c *call) externalKey(keyID string) (cmk.Key, handler.Response) {
 	key, resp := c.t.loadKey(keyID)
 	if key == nil {
 		return nil, resp
 	}
-	aes, ok := key.(*cmk.AesKey)
-	if key.GetMetadata().Origin != cmk.KeyOriginExternal || !ok {
+	if key.GetMetadata().Origin != cmk.KeyOriginExternal {
 		return nil, errorResponse(400, "UnsupportedOperationException", key.GetArn()+" origin is "+string(key.GetMetadata().Origin)+" which is not valid for this operation.")
 	}
 	if pendingDeletion(key) {
 		return nil, invalidState("%s is pending deletion.", key.GetArn())
 	}
-	return aes, handler.Response{}
+	return key, handler.Response{}
 }
 
 // getParametersForImport makes a wrapping key pair and an import token valid
@@ -259,6 +260,10 @@ func (f *Front) importKeyMaterial(c *call) handler.Response {
 	if err != nil {
 		return errorResponse(400, "InvalidCiphertextException", "")
 	}
+	aesKey, symmetric := key.(*cmk.AesKey)
+	if !symmetric {
+		return c.importOnce(key, params.Algorithm, material, in.ImportType, in.KeyMaterialId, extras.Materials, model, validTo)
+	}
 	if len(material) != 32 {
 		return errorResponse(400, "IncorrectKeyMaterialException", "Symmetric key material must be 256 bits")
 	}
@@ -296,7 +301,7 @@ func (f *Front) importKeyMaterial(c *call) handler.Response {
 		m := &keyMaterial{ID: id, Description: in.KeyMaterialDescription, State: materialCurrent, Imported: true,
 			ExpirationModel: model, ValidTo: validTo}
 		if len(materials) == 0 {
-			key.BackingKeys = [][32]byte{[32]byte(material)}
+			aesKey.BackingKeys = [][32]byte{[32]byte(material)}
 		} else {
 			m.State, m.Pending = materialPendingRotation, material
 		}
@@ -314,7 +319,7 @@ func (f *Front) importKeyMaterial(c *call) handler.Response {
 // in line: PendingImport while a permanently associated material is not
 // imported, else Enabled if it was PendingImport; ExpirationModel and
 // ValidTo are the current material's.
-func (t *tenant) saveMaterials(key *cmk.AesKey, materials []*keyMaterial) error {
+func (t *tenant) saveMaterials(key cmk.Key, materials []*keyMaterial) error {
 	md := key.GetMetadata()
 	complete := true
 	for _, m := range materials {
@@ -416,11 +421,7 @@ func (t *tenant) expireMaterials(arn string, now time.Time) error {
 	if err != nil || key == nil {
 		return err
 	}
-	aes, ok := key.(*cmk.AesKey)
-	if !ok {
-		return nil
-	}
-	return t.saveMaterials(aes, materials)
+	return t.saveMaterials(key, materials)
 }
 
 // rotateImported rotates an EXTERNAL key to its material pending rotation:

@@ -80,13 +80,17 @@ func withField(body []byte, name string, value any) []byte {
 // policy and the server's creation date, and makes multi-Region keys.
 func (f *Front) createKey(c *call) handler.Response {
 	var in struct {
-		MultiRegion bool
-		Policy      *string
-		Tags        []tag
+		MultiRegion     bool
+		Policy          *string
+		Tags            []tag
+		Origin, KeySpec string
 	}
 	if resp, ok := c.decode(&in); !ok {
 		return resp
 	}
+	// local-kms makes EXTERNAL keys of SYMMETRIC_DEFAULT only: the others are
+	// made with its material, then made to wait for theirs (makeExternal).
+	external := in.Origin == string(cmk.KeyOriginExternal) && externalKeySpecs[in.KeySpec]
 	if in.Policy != nil {
 		if resp := c.checkPolicy(*in.Policy); !resp.Empty() {
 			return resp
@@ -101,6 +105,9 @@ func (f *Front) createKey(c *call) handler.Response {
 		body = withField(body, "Policy", defaultKeyPolicy(c.t))
 	} else {
 		body = withField(body, "Policy", storedPolicy(c.t, *in.Policy))
+	}
+	if external {
+		body = withField(body, "Origin", string(cmk.KeyOriginAwsKms))
 	}
 	resp := f.local(c, body)
 	if !success(resp.Code) {
@@ -117,6 +124,9 @@ func (f *Front) createKey(c *call) handler.Response {
 		return resp
 	}
 	key.GetMetadata().CreationDate = c.now.Unix()
+	if external {
+		makeExternal(key)
+	}
 	var err error
 	if in.MultiRegion {
 		key, err = f.makeMultiRegion(c, key)
@@ -196,7 +206,9 @@ func (f *Front) fixMetadata(t *tenant, md map[string]any, now time.Time) error {
 			}
 		}
 	}
-	if md["Origin"] == string(cmk.KeyOriginExternal) {
+	// KMS gives material ids to symmetric keys only (KeyMetadata's
+	// CurrentKeyMaterialId).
+	if md["Origin"] == string(cmk.KeyOriginExternal) && md["KeySpec"] == string(cmk.SpecSymmetricDefault) {
 		if id := t.currentMaterialID(t.keyARN(keyID)); id != "" {
 			md["CurrentKeyMaterialId"] = id
 		}

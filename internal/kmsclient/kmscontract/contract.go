@@ -99,6 +99,8 @@ func Cases() map[string]Case {
 		"FindKeys":             findKeys(),
 		"ServiceGrant":         serviceGrant(),
 		"LastUsage":            lastUsage(),
+		"ImportSymmetric":      importSymmetric(),
+		"ImportAsymmetric":     importAsymmetric(),
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 
 func TestFake(t *testing.T) {
 	kmscontract.Run(t, func(*testing.T) kmsclient.API { return kmsfake.NewFake() })
+	kmscontract.RunRegions(t, func(*testing.T) kmsclient.Provider { return kmsfake.NewFakeProvider() })
 }
 
 // TestKMSServer runs the contract against the project's KMS server through
@@ -48,6 +49,7 @@ func TestKMSServer(t *testing.T) {
 	}
 	server := serverModel{API: api, kms: kms.NewFromConfig(cfg)}
 	kmscontract.Run(t, func(*testing.T) kmsclient.API { return server })
+	kmscontract.RunRegions(t, func(*testing.T) kmsclient.Provider { return p })
 }
 
 // serverModel is the KMS server through the operator's client, plus the

@@ -52,6 +52,12 @@ var fakeOps = map[string]bool{
 	"UpdateAlias":          false,
 	"CreateGrant":          false,
 	"GetKeyLastUsage":      true,
+	// Multi-Region keys (regions.go) and imported key material (imports.go).
+	"ReplicateKey":              false,
+	"UpdatePrimaryRegion":       false,
+	"GetParametersForImport":    false,
+	"ImportKeyMaterial":         false,
+	"DeleteImportedKeyMaterial": false,
 }
 
 var aliasName = regexp.MustCompile(`^alias/[a-zA-Z0-9/_-]{1,250}$`)
@@ -64,8 +70,11 @@ type Fake struct {
 	// Now is the fake's clock; replace it before the first call.
 	Now func() time.Time
 
-	mu      sync.Mutex
-	account string
+	// mu is the world's: one lock for every region, since multi-Region
+	// calls change keys in two.
+	mu      *sync.Mutex
+	world   *world
+	account string // of the world
 	region  string
 	seq     int
 	keys    map[string]*fakeKey // by key id
@@ -98,7 +107,9 @@ type fakeKey struct {
 	rotation  kmsclient.Rotation
 	rotations []kmsclient.KeyRotation
 	grants    []kmsclient.Grant
-	lastUse   *keyUse
+	// imports: the key's material and import parameters (origin EXTERNAL).
+	imports imports
+	lastUse *keyUse
 }
 
 // keyUse is a key's last cryptographic use.
@@ -115,13 +126,16 @@ type injection struct {
 
 var _ kmsclient.API = (*Fake)(nil)
 
-// NewFake returns an empty fake KMS in us-east-1.
-func NewFake() *Fake { return newFake(fakeAccount, fakeRegion) }
+// NewFake returns an empty fake KMS in us-east-1, alone in its world: a
+// multi-Region key can only be replicated to regions of a FakeProvider.
+func NewFake() *Fake { return newWorld(fakeAccount).fake(fakeRegion) }
 
-func newFake(account, region string) *Fake {
+func newFake(w *world, region string) *Fake {
 	return &Fake{
 		Now:     time.Now,
-		account: account,
+		mu:      &w.mu,
+		world:   w,
+		account: w.account,
 		region:  region,
 		keys:    map[string]*fakeKey{},
 		aliases: map[string]string{},
@@ -230,6 +244,7 @@ func (f *Fake) withKey(op, keyID string, fn func(*fakeKey) error) error {
 		if err != nil {
 			return err
 		}
+		k.expire(f.Now())
 		if kmsclient.PendingDeletion(k.State) && !fakeOps[op] {
 			return kmsError(op, "KMSInvalidStateException", k.ARN+" is pending deletion.")
 		}
@@ -259,15 +274,7 @@ func (f *Fake) arnPrefix() string {
 }
 
 // partition is the partition of the fake's region, as in real ARNs.
-func (f *Fake) partition() string {
-	switch {
-	case strings.HasPrefix(f.region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(f.region, "us-gov-"):
-		return "aws-us-gov"
-	}
-	return "aws"
-}
+func (f *Fake) partition() string { return partitionOf(f.region) }
 
 func kmsError(op, code, msg string) error {
 	return kmsclient.CodeError(op, code, msg)
@@ -285,7 +292,7 @@ func (k *fakeKey) snapshot() kmsclient.Key {
 func (f *Fake) DescribeKey(_ context.Context, keyID string) (*kmsclient.Key, error) {
 	var key kmsclient.Key
 	err := f.withKey("DescribeKey", keyID, func(k *fakeKey) error {
-		key = k.snapshot()
+		key = f.describe(k)
 		return nil
 	})
 	if err != nil {
@@ -308,6 +315,10 @@ func (f *Fake) GetRotation(_ context.Context, keyID string) (*kmsclient.Rotation
 	err := f.withKey("GetKeyRotationStatus", keyID, func(k *fakeKey) error {
 		if err := rotatable("GetKeyRotationStatus", k); err != nil {
 			return err
+		}
+		// A replica shares its primary key's rotation.
+		if p := f.primaryOf(k); p != nil {
+			k = p
 		}
 		r = k.rotation
 		if r.NextRotationDate != nil {
@@ -400,7 +411,10 @@ func (f *Fake) CreateKey(_ context.Context, in kmsclient.CreateKeyInput) (*kmscl
 		}
 		f.keys[id] = k
 		f.order = append(f.order, id)
-		key = k.snapshot()
+		if in.MultiRegion {
+			f.world.multiRegion[id] = &family{primary: f.region}
+		}
+		key = f.describe(k)
 		return nil
 	})
 	if err != nil {
@@ -472,21 +486,23 @@ func rotatable(op string, k *fakeKey) error {
 	return nil
 }
 
-// rotationReady is rotatable plus the Enabled state the rotation mutations need.
-func rotationReady(op string, k *fakeKey) error {
+// rotationWritable is rotatable plus what the rotation writes need: the
+// Enabled state, and a key that is no replica (its primary key holds the
+// family's rotation).
+func (f *Fake) rotationWritable(op string, k *fakeKey) error {
 	if err := rotatable(op, k); err != nil {
 		return err
 	}
 	if k.State == kmsclient.StateDisabled {
 		return kmsError(op, "DisabledException", k.ARN+" is disabled.")
 	}
-	return nil
+	return f.replicaRotationRefused(op, k)
 }
 
 func (f *Fake) EnableRotation(_ context.Context, keyID string, periodInDays int32) error {
 	const op = "EnableKeyRotation"
 	return f.withKey(op, keyID, func(k *fakeKey) error {
-		if err := rotationReady(op, k); err != nil {
+		if err := f.rotationWritable(op, k); err != nil {
 			return err
 		}
 		if periodInDays == 0 {
@@ -505,7 +521,7 @@ func (f *Fake) EnableRotation(_ context.Context, keyID string, periodInDays int3
 func (f *Fake) DisableRotation(_ context.Context, keyID string) error {
 	const op = "DisableKeyRotation"
 	return f.withKey(op, keyID, func(k *fakeKey) error {
-		if err := rotationReady(op, k); err != nil {
+		if err := f.rotationWritable(op, k); err != nil {
 			return err
 		}
 		k.rotation = kmsclient.Rotation{}
@@ -516,7 +532,10 @@ func (f *Fake) DisableRotation(_ context.Context, keyID string) error {
 func (f *Fake) RotateOnDemand(_ context.Context, keyID string) error {
 	const op = "RotateKeyOnDemand"
 	return f.withKey(op, keyID, func(k *fakeKey) error {
-		if err := rotationReady(op, k); err != nil {
+		if k.Origin == "EXTERNAL" && k.KeySpec == "SYMMETRIC_DEFAULT" {
+			return f.rotateImported(op, k)
+		}
+		if err := f.rotationWritable(op, k); err != nil {
 			return err
 		}
 		k.rotations = append(k.rotations, kmsclient.KeyRotation{Date: f.Now(), Type: "ON_DEMAND"})
@@ -528,8 +547,15 @@ func (f *Fake) ListKeyRotations(_ context.Context, keyID string) ([]kmsclient.Ke
 	const op = "ListKeyRotations"
 	var rotations []kmsclient.KeyRotation
 	err := f.withKey(op, keyID, func(k *fakeKey) error {
+		if k.Origin == "EXTERNAL" && k.KeySpec == "SYMMETRIC_DEFAULT" {
+			rotations = k.imports.rotations()
+			return nil
+		}
 		if err := rotatable(op, k); err != nil {
 			return err
+		}
+		if p := f.primaryOf(k); p != nil {
+			k = p
 		}
 		rotations = slices.Clone(k.rotations)
 		return nil
@@ -578,7 +604,7 @@ func (f *Fake) ScheduleDeletion(_ context.Context, keyID string, pendingWindowIn
 		if pendingWindowInDays < 7 || pendingWindowInDays > 30 {
 			return kmsError(op, "ValidationException", "PendingWindowInDays must be between 7 and 30")
 		}
-		if f.lag.replicas[k.ID] {
+		if f.hasReplicas(k) {
 			k.State = kmsclient.StatePendingReplicaDeletion
 			d = &kmsclient.Deletion{State: k.State}
 			return nil
@@ -593,7 +619,7 @@ func (f *Fake) ScheduleDeletion(_ context.Context, keyID string, pendingWindowIn
 
 func (f *Fake) CancelDeletion(_ context.Context, keyID string) error {
 	return f.withKey("CancelKeyDeletion", keyID, func(k *fakeKey) error {
-		if k.State != kmsclient.StatePendingDeletion {
+		if !kmsclient.PendingDeletion(k.State) {
 			return kmsError("CancelKeyDeletion", "KMSInvalidStateException", k.ARN+" is not pending deletion.")
 		}
 		// KMS never re-enables a key on its own.
@@ -910,11 +936,12 @@ func (f *Fake) SetTrackingStart(at time.Time) {
 
 // FakeProvider hands out one Fake per account and region, created on first
 // use: the operator's own account is 111122223333; an AWSAccount's is the
-// account of its role, once SetAccount set it up. It implements
+// account of its role, once SetAccount set it up. The regions of an account
+// share one world (multi-Region keys replicate between them). It implements
 // kmsclient.Accounts too.
 type FakeProvider struct {
 	mu       sync.Mutex
-	fakes    map[string]*Fake
+	worlds   map[string]*world // by account id
 	accounts map[string]kmsclient.AccountConfig
 	// VerifyErr, when set for an account, is what VerifyAccount answers.
 	VerifyErr map[string]error
@@ -927,7 +954,7 @@ var (
 
 // NewFakeProvider returns a provider whose default region is us-east-1.
 func NewFakeProvider() *FakeProvider {
-	return &FakeProvider{fakes: map[string]*Fake{}, accounts: map[string]kmsclient.AccountConfig{}, VerifyErr: map[string]error{}}
+	return &FakeProvider{worlds: map[string]*world{}, accounts: map[string]kmsclient.AccountConfig{}, VerifyErr: map[string]error{}}
 }
 
 // For implements kmsclient.Provider; an account not set up is an error, as
@@ -958,13 +985,12 @@ func (p *FakeProvider) FakeIn(account, region string) *Fake {
 		id = accountOfARN(cfg.RoleARN)
 		region = orDefault(region, cfg.Region)
 	}
-	region = orDefault(region, fakeRegion)
-	f, ok := p.fakes[id+"/"+region]
+	w, ok := p.worlds[id]
 	if !ok {
-		f = newFake(id, region)
-		p.fakes[id+"/"+region] = f
+		w = newWorld(id)
+		p.worlds[id] = w
 	}
-	return f
+	return w.fake(orDefault(region, fakeRegion))
 }
 
 // SetAccount implements kmsclient.Accounts.
