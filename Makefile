@@ -132,7 +132,7 @@ bench: build $(K8S_BINS) manifests ## Benchmarks on a platform of their own; pri
 SHOT_PLATFORM := LOCAL_DIR=$(CURDIR)/.dashshot BIN_DIR=$(LOCALBIN) ETCD_CLIENT_PORT=23379 ETCD_PEER_PORT=23380 APISERVER_PORT=23443 KMS_PORT=23599
 
 .PHONY: dashboard-shot
-dashboard-shot: build $(K8S_BINS) $(PROMETHEUS) $(CHROMIUM) manifests ## Regenerate docs/dashboard.png from a run of the operator (about 6 minutes; SHOT_MINUTES=N to choose).
+dashboard-shot: build $(K8S_BINS) $(PROMETHEUS) $(CHROMIUM) manifests ## Regenerate docs/dashboard.png from a run of the operator (6.5 minutes; SHOT_MINUTES=N to choose).
 	$(SHOT_PLATFORM) hack/local-up.sh
 	status=0; $(SHOT_PLATFORM) MANAGER=$(MANAGER) PROMETHEUS=$(PROMETHEUS) CHROMIUM=$(CHROMIUM) hack/dashboard-shot.sh || status=$$?; \
 		$(SHOT_PLATFORM) hack/local-down.sh --purge; exit $$status
