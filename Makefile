@@ -21,6 +21,12 @@ CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT := $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM_VERSION ?= v3.22.0
 HELM := $(LOCALBIN)/helm-$(HELM_VERSION)
+# Built from hack/prometheus, whose go.mod pins the version: the module's
+# v0.3XX.Y is Prometheus 3.XX.Y.
+PROMTOOL := $(LOCALBIN)/promtool
+PROMETHEUS := $(LOCALBIN)/prometheus
+PROMETHEUS_VERSION := $(shell sed -n 's|^\tgithub.com/prometheus/prometheus v0\.3\([0-9]*\)\.\([0-9]*\).*|3.\1.\2|p' hack/prometheus/go.mod)
+CHROMIUM := /usr/bin/chromium
 K8S_BINS := $(LOCALBIN)/kube-apiserver $(LOCALBIN)/kube-controller-manager $(LOCALBIN)/etcd
 NODE_BINS := $(LOCALBIN)/kubelet $(LOCALBIN)/kube-proxy $(LOCALBIN)/kube-scheduler
 K8S_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(KUBERNETES_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36
@@ -272,11 +278,7 @@ $(GOLANGCI_LINT):
 
 # promtool (the PrometheusRule's tests) and prometheus (the dashboard
 # picture) from the hack/prometheus module, which pins their version; rebuilt
-# only when its go.mod/go.sum change. The module's v0.3XX.Y is Prometheus 3.XX.Y.
-PROMTOOL := $(LOCALBIN)/promtool
-PROMETHEUS := $(LOCALBIN)/prometheus
-PROMETHEUS_VERSION := $(shell sed -n 's|^\tgithub.com/prometheus/prometheus v0\.3\([0-9]*\)\.\([0-9]*\).*|3.\1.\2|p' hack/prometheus/go.mod)
-
+# only when its go.mod/go.sum change.
 $(PROMTOOL) $(PROMETHEUS): $(LOCALBIN)/%: hack/prometheus/go.mod hack/prometheus/go.sum
 	@mkdir -p $(LOCALBIN)
 	cd hack/prometheus && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/prometheus/common/version.Version=$(PROMETHEUS_VERSION)" \
@@ -285,7 +287,6 @@ $(PROMTOOL) $(PROMETHEUS): $(LOCALBIN)/%: hack/prometheus/go.mod hack/prometheus
 
 # Debian's Chromium takes the dashboard's picture; fonts-dejavu-core gives
 # it the font the page asks for.
-CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get install -y --no-install-recommends chromium fonts-dejavu-core || \
 		{ apt-get update && apt-get install -y --no-install-recommends chromium fonts-dejavu-core; }
