@@ -21,6 +21,12 @@ CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT := $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM_VERSION ?= v3.22.0
 HELM := $(LOCALBIN)/helm-$(HELM_VERSION)
+# Built from hack/prometheus, whose go.mod pins the version: the module's
+# v0.3XX.Y is Prometheus 3.XX.Y.
+PROMTOOL := $(LOCALBIN)/promtool
+PROMETHEUS := $(LOCALBIN)/prometheus
+PROMETHEUS_VERSION := $(shell sed -n 's|^\tgithub.com/prometheus/prometheus v0\.3\([0-9]*\)\.\([0-9]*\).*|3.\1.\2|p' hack/prometheus/go.mod)
+CHROMIUM := /usr/bin/chromium
 K8S_BINS := $(LOCALBIN)/kube-apiserver $(LOCALBIN)/kube-controller-manager $(LOCALBIN)/etcd
 NODE_BINS := $(LOCALBIN)/kubelet $(LOCALBIN)/kube-proxy $(LOCALBIN)/kube-scheduler
 K8S_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(KUBERNETES_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36
@@ -76,8 +82,8 @@ verify: generate manifests ## Fail if generated code or manifests are stale, or 
 test: test-unit test-e2e test-cluster ## Run every test: unit, envtest integration, e2e on the local platform, and the install on its node.
 
 .PHONY: test-unit
-test-unit: $(K8S_BINS) $(HELM) $(KMS_SERVER) ## Unit and envtest tests (envtest uses ./bin's kube-apiserver and etcd; test/install uses helm; the KMS contract suite runs against bin/kms-server too).
-	KUBEBUILDER_ASSETS=$(LOCALBIN) HELM=$(HELM) KMS_SERVER_BIN=$(KMS_SERVER) go test -count=1 ./...
+test-unit: $(K8S_BINS) $(HELM) $(PROMTOOL) $(KMS_SERVER) ## Unit and envtest tests (envtest uses ./bin's kube-apiserver and etcd; test/install uses helm and promtool; the KMS contract suite runs against bin/kms-server too).
+	KUBEBUILDER_ASSETS=$(LOCALBIN) HELM=$(HELM) PROMTOOL=$(PROMTOOL) KMS_SERVER_BIN=$(KMS_SERVER) go test -count=1 ./...
 	go -C hack/kmsserver test -count=1 ./...
 
 .PHONY: test-e2e
@@ -125,6 +131,17 @@ bench: build $(K8S_BINS) manifests ## Benchmarks on a platform of their own; pri
 	$(BENCH_PLATFORM) hack/local-up.sh
 	status=0; source $(BENCH_DIR)/env && OPERATOR_BIN=$(MANAGER) LOCAL_DIR=$(BENCH_DIR) go run ./hack/bench $(BENCH_ARGS) || status=$$?; \
 		$(BENCH_PLATFORM) hack/local-down.sh --purge; exit $$status
+
+# The dashboard's picture in docs/ (hack/dashboard-shot.sh): a run of the
+# operator on a platform of its own, scraped by Prometheus, the panels drawn
+# and photographed by headless Chromium. Not part of `make test`.
+SHOT_PLATFORM := LOCAL_DIR=$(CURDIR)/.dashshot BIN_DIR=$(LOCALBIN) ETCD_CLIENT_PORT=23379 ETCD_PEER_PORT=23380 APISERVER_PORT=23443 KMS_PORT=23599
+
+.PHONY: dashboard-shot
+dashboard-shot: build $(K8S_BINS) $(PROMETHEUS) $(CHROMIUM) manifests ## Regenerate docs/dashboard.png from a run of the operator (6.5 minutes; SHOT_MINUTES=N to choose).
+	$(SHOT_PLATFORM) hack/local-up.sh
+	status=0; $(SHOT_PLATFORM) MANAGER=$(MANAGER) PROMETHEUS=$(PROMETHEUS) CHROMIUM=$(CHROMIUM) hack/dashboard-shot.sh || status=$$?; \
+		$(SHOT_PLATFORM) hack/local-down.sh --purge; exit $$status
 
 ##@ Build
 
@@ -258,6 +275,21 @@ $(GOLANGCI_LINT):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(LOCALBIN)/golangci-lint $@
+
+# promtool (the PrometheusRule's tests) and prometheus (the dashboard
+# picture) from the hack/prometheus module, which pins their version; rebuilt
+# only when its go.mod/go.sum change.
+$(PROMTOOL) $(PROMETHEUS): $(LOCALBIN)/%: hack/prometheus/go.mod hack/prometheus/go.sum
+	@mkdir -p $(LOCALBIN)
+	cd hack/prometheus && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/prometheus/common/version.Version=$(PROMETHEUS_VERSION)" \
+		-o $@ github.com/prometheus/prometheus/cmd/$*
+	@touch $@
+
+# Debian's Chromium takes the dashboard's picture; fonts-dejavu-core gives
+# it the font the page asks for.
+$(CHROMIUM):
+	apt-get install -y --no-install-recommends chromium fonts-dejavu-core || \
+		{ apt-get update && apt-get install -y --no-install-recommends chromium fonts-dejavu-core; }
 
 # The ldflags make helm assume Kubernetes 1.36 (not 1.20) for .Capabilities
 # when it has no cluster to ask.
