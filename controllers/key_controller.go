@@ -100,13 +100,21 @@ func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Ke
 	if err != nil {
 		return ctrl.Result{}, newSpecError(kmsv1alpha1.ReasonInvalidSpec, err.Error())
 	}
+	before := key.Status.DeepCopy()
 	obs, err := r.observeChecked(ctx, api, key)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	// An EXTERNAL key's material is imported at once all the same: its
+	// Secret is checked first, and a stale answer is put off below.
+	if obs.createdNow && key.Spec.KeyMaterial == nil && len(r.diff(key, obs)) > 0 {
+		return r.finishCreationLater(key, before), nil
+	}
 	imported, err := r.reconcileMaterial(ctx, api, key, obs)
-	if err != nil {
-		return ctrl.Result{}, r.stale(key, err)
+	if err = r.stale(key, err); obs.created && isPropagating(err) {
+		return r.finishCreationLater(key, before), nil
+	} else if err != nil {
+		return ctrl.Result{}, err
 	}
 	ds := r.diff(key, obs)
 	if key.Spec.Observes() {
@@ -120,6 +128,10 @@ func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Ke
 		return ctrl.Result{}, err
 	}
 	applied, err := r.apply(ctx, apis, key, ds)
+	if obs.created && isPropagating(err) {
+		return r.finishCreationLater(key, before), nil
+	}
+	r.memory.creationFinished(key.UID)
 	r.eventChanges(key, obs, applied)
 	if err == nil {
 		err = r.observeLastUsage(ctx, api, key, obs)
@@ -137,6 +149,26 @@ func (r *KeyReconciler) reconcileNormal(ctx context.Context, key *kmsv1alpha1.Ke
 		res = ctrl.Result{RequeueAfter: failoverRecheck} // read both keys back once KMS is done
 	}
 	return res, nil
+}
+
+// createdRecheck is how soon a new key's creation is finished (rotation, a
+// disabled state, its material): KMS shows a new key to those operations
+// only after a while ("usually within seconds", the eventual consistency
+// page), so trying at once would mostly spend their small quotas (5/s) on
+// refusals. The realistic KMS server lags 2 s. A key still not shown then
+// is tried again as often.
+const createdRecheck = 2 * time.Second
+
+// finishCreationLater puts off what a key created moments ago still needs
+// (rotation, a disabled state, its material) until KMS shows the key to
+// those operations (eventual consistency): no status write, no event and no
+// read until then. The key is in this process's memory (its id and its
+// aspects as created), and its ownership tags find it after a crash. The
+// object's status is put back as it was, so the creation ends in one status
+// write and one Created event naming everything it took.
+func (r *KeyReconciler) finishCreationLater(key *kmsv1alpha1.Key, before *kmsv1alpha1.KeyStatus) ctrl.Result {
+	key.Status = *before
+	return ctrl.Result{RequeueAfter: createdRecheck, Priority: normalPriority}
 }
 
 // observeChecked finds and reads the key, records what KMS reported, and

@@ -58,7 +58,7 @@ func TestKeyCreate(t *testing.T) {
 		want   want
 	}{
 		"Full": {
-			reason: "One GetResources looks for a key of an earlier incarnation (none); CreateKey takes description, policy and tags; only rotation needs a call of its own.",
+			reason: "One GetResources looks for a key of an earlier incarnation (none); CreateKey takes description, policy and tags; only rotation needs a call of its own, made a moment later (createdRecheck) when KMS shows the new key.",
 			key:    newKey(full...),
 			want: want{
 				Calls: []string{"GetResources", "CreateKey", "EnableKeyRotation"}, KeyState: kmsclient.StateEnabled,
@@ -95,6 +95,7 @@ func TestKeyCreate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s\nreconcile: %v", tc.reason, err)
 			}
+			res = e.finishCreation(res)
 			calls := e.kms.Calls()
 			k := e.get()
 			keys := e.kms.Keys()

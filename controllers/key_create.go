@@ -47,7 +47,6 @@ func (r *KeyReconciler) create(ctx context.Context, api kmsclient.API, key *kmsv
 	}
 	r.memory.setCreated(key.UID, k.ID)
 
-	key.Status.KeyID, key.Status.ARN = k.ID, k.ARN
 	// A new key's aspects are known from the CreateKey input: no reads.
 	obs := &observed{key: k, tags: tags, created: true}
 	if key.Spec.Policy != "" {
@@ -56,11 +55,29 @@ func (r *KeyReconciler) create(ctx context.Context, api kmsclient.API, key *kmsv
 	if canRotate(k) {
 		obs.rotation = &kmsclient.Rotation{}
 	}
+	r.memory.keepCreated(key.UID, key.Generation, obs)
+	recordCreated(key, obs)
+	now := *obs
+	now.createdNow = true
+	return &now, nil
+}
+
+// createdEarlier is the key this process created for this generation, whose
+// creation a later reconcile finishes (finishCreationLater): known from the
+// CreateKey input, with no read.
+func (r *KeyReconciler) createdEarlier(key *kmsv1alpha1.Key) *observed {
+	obs := r.memory.createdFor(key.UID, key.Generation)
+	recordCreated(key, obs)
+	return obs
+}
+
+// recordCreated records a key created for key's spec in its status.
+func recordCreated(key *kmsv1alpha1.Key, obs *observed) {
+	key.Status.KeyID, key.Status.ARN = obs.key.ID, obs.key.ARN
 	// A new key's material is as fresh as an on-demand rotation would make it.
 	if req := key.Spec.OnDemandRotationRequest(); req != "" {
 		statusRotation(key).LastOnDemandRequest = req
 	}
-	return obs, nil
 }
 
 // markCreateAttempt makes the create-started annotation hold the time of the

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 	"github.com/kmsoperator/kms-operator/internal/kmsclient"
@@ -295,7 +296,7 @@ func TestKeyRetryAfterFailedCreate(t *testing.T) {
 				e.ageCreateAttempt(DefaultConsistencyWindow)
 			}
 			e.kms.ResetCalls()
-			e.mustReconcile()
+			e.finishCreation(e.mustReconcile())
 			if diff := cmp.Diff(create, e.kms.Calls()); diff != "" {
 				t.Errorf("calls (-want +got):\n%s", diff)
 			}
@@ -303,5 +304,41 @@ func TestKeyRetryAfterFailedCreate(t *testing.T) {
 				t.Errorf("KMS keys %+v, status.keyID %q: want exactly one, recorded", keys, e.get().Status.KeyID)
 			}
 		})
+	}
+}
+
+// TestKeyCreationFinishedLater: KMS shows a new key to the other operations
+// only after a while, so a new key's rotation is enabled a moment later
+// (createdRecheck), and again later while KMS still answers NotFound; the
+// key is not read back, and the creation ends in one status write and one
+// Created event.
+func TestKeyCreationFinishedLater(t *testing.T) {
+	e := newKeyEnv(t, newKey(withRotation(180)))
+	type step struct {
+		Calls   []string
+		Requeue string
+		KeyID   bool // recorded in status
+		Events  []string
+	}
+	var got []step
+	record := func(res ctrl.Result) {
+		got = append(got, step{e.kms.Calls(), requeue(res), e.get().Status.KeyID != "", drainEvents(e.rec)})
+		e.kms.ResetCalls()
+	}
+	record(e.mustReconcile())
+	e.kms.Fail("EnableKeyRotation", kmsclient.CodeError("EnableKeyRotation", "NotFoundException", "Key does not exist"), 1)
+	record(e.mustReconcile())
+	record(e.mustReconcile())
+	recheck := createdRecheck.String()
+	want := []step{
+		{Calls: []string{"GetResources", "CreateKey"}, Requeue: recheck},
+		{Calls: []string{"EnableKeyRotation"}, Requeue: recheck},
+		{Calls: []string{"EnableKeyRotation"}, Requeue: "resync", KeyID: true, Events: []string{"Normal Created"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("reconciles (-want +got):\n%s", diff)
+	}
+	if k := e.get(); condition(k.Status.Conditions, kmsv1alpha1.ConditionReady) != "True/Available" || len(e.kms.Keys()) != 1 {
+		t.Errorf("status %+v, %d keys; want one key, Ready", k.Status, len(e.kms.Keys()))
 	}
 }

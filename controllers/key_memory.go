@@ -39,6 +39,11 @@ type keyNotes struct {
 	// lastUsageRead is when this process last read the key's last usage
 	// (key_last_usage.go): it is read at most once per sync period.
 	lastUsageRead time.Time
+	// created is the key this process created, as the CreateKey input made
+	// it, for generation createdGen: the reconciles that finish its creation
+	// (key_controller.go) need not read back what they just wrote.
+	created    *observed
+	createdGen int64
 }
 
 func newKeyMemory() *keyMemory { return &keyMemory{notes: map[types.UID]*keyNotes{}} }
@@ -109,7 +114,32 @@ func (m *keyMemory) attempting(uid types.UID) {
 // createRecorded forgets what only matters until the informer cache shows
 // the key id in status: call it once a reconcile reads the id from there.
 func (m *keyMemory) createRecorded(uid types.UID) {
-	m.edit(uid, func(n *keyNotes) { n.createdID, n.noKeyYet, n.annotation, n.attempted = "", false, "", false })
+	m.edit(uid, func(n *keyNotes) {
+		n.createdID, n.noKeyYet, n.annotation, n.attempted = "", false, "", false
+		n.created, n.createdGen = nil, 0
+	})
+}
+
+// keepCreated remembers a key created for generation gen of the object.
+func (m *keyMemory) keepCreated(uid types.UID, gen int64, obs *observed) {
+	m.with(uid, func(n *keyNotes) { n.created, n.createdGen = obs, gen })
+}
+
+// creationFinished forgets the created key's aspects once a reconcile has
+// applied the rest of the spec: from then on the key is read like any other.
+func (m *keyMemory) creationFinished(uid types.UID) {
+	m.edit(uid, func(n *keyNotes) { n.created, n.createdGen = nil, 0 })
+}
+
+// createdFor returns the key created for generation gen, nil if none is
+// remembered (or the spec changed since).
+func (m *keyMemory) createdFor(uid types.UID, gen int64) *observed {
+	n := m.read(uid)
+	if n.created == nil || n.createdGen != gen {
+		return nil
+	}
+	obs := *n.created
+	return &obs
 }
 
 // settle forgets a last write older than window: KMS shows it by now.

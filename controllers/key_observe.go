@@ -18,9 +18,11 @@ type observed struct {
 	policy   *string             // nil when the spec declares no policy
 	rotation *kmsclient.Rotation // nil when the key cannot rotate
 	tags     map[string]string
-	// created: the key was made in this reconcile, known from the
-	// CreateKey input, and nothing about it is read yet.
-	created bool
+	// created: the key was made by this process and its creation is not
+	// finished; it is known from the CreateKey input, nothing about it is
+	// read. createdNow: made in this very reconcile.
+	created    bool
+	createdNow bool
 }
 
 // observe finds the key this object manages (adopting, finding or creating
@@ -31,6 +33,8 @@ func (r *KeyReconciler) observe(ctx context.Context, api kmsclient.API, key *kms
 		id = r.memory.createdID(key.UID)
 	}
 	switch {
+	case key.Status.KeyID == "" && r.memory.createdFor(key.UID, key.Generation) != nil:
+		return r.createdEarlier(key), nil
 	case id != "":
 		return r.observeRecorded(ctx, api, key, id)
 	case key.Spec.KeyID != "":

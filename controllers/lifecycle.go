@@ -203,7 +203,12 @@ func (l *lifecycle[T]) finish(ctx context.Context, orig, obj T, res ctrl.Result,
 	reconcileOutcomes.WithLabelValues(l.kind, reason).Inc()
 	l.count(obj)
 
-	obj.SetObservedGeneration(obj.GetGeneration())
+	// The status describes this generation once its Synced condition does:
+	// a Key's creation put off for a moment (finishCreationLater) has not
+	// reported anything yet, and costs no status write.
+	if c := findCondition(obj, kmsv1alpha1.ConditionSynced); c != nil && c.ObservedGeneration == obj.GetGeneration() {
+		obj.SetObservedGeneration(obj.GetGeneration())
+	}
 	if released(obj) {
 		return res, err
 	}

@@ -271,7 +271,7 @@ func TestKeyAgainstRealKMS(t *testing.T) {
 					k.Spec.Policy = `{"Version":"2012-10-17","Statement":[{"Sid":"Root","Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"kms:*","Resource":"*"}]}`
 				})
 				cn := e.provider.Fake("cn-north-1")
-				e.mustReconcile()
+				e.finishCreation(e.mustReconcile())
 				if err := cn.PutKeyPolicy(context.Background(), e.get().Status.KeyID,
 					`{"Version":"2012-10-17","Statement":[{"Sid":"Root","Effect":"Allow","Principal":{"AWS":"arn:aws-cn:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}`, false); err != nil {
 					t.Fatal(err)

@@ -312,6 +312,7 @@ func (t *tenant) recordBaseline(arn string, horizon time.Duration) {
 
 // recordCreated starts the history of a key created at now: absent before.
 func (t *tenant) recordCreated(arn string, now time.Time, horizon time.Duration) {
+	t.markChanged(arn)
 	t.history[arn] = []snapshot{{}}
 	t.record(arn, now, horizon)
 }
@@ -321,6 +322,7 @@ func (t *tenant) recordCreated(arn string, now time.Time, horizon time.Duration)
 // settled and has no history. Now and then it settles every key, so that
 // the history of keys written once does not grow without end.
 func (t *tenant) record(arn string, now time.Time, horizon time.Duration) {
+	t.markChanged(arn)
 	if horizon == 0 {
 		delete(t.history, arn)
 		return

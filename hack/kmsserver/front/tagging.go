@@ -8,7 +8,6 @@ package front
 import (
 	"encoding/base64"
 	"maps"
-	"math"
 	"slices"
 	"time"
 
@@ -69,19 +68,19 @@ func (f *Front) getResources(c *call) handler.Response {
 		return jsonResponse(200, map[string]any{"ResourceTagMappingList": page, "PaginationToken": ""})
 	}
 	c.t.purgeExpiredKeys(c.now)
-	keys, err := c.t.db.ListKeys(c.t.arnPrefix()+"key/", math.MaxInt64, "")
+	arns, keys, err := c.t.indexedKeys()
 	if err != nil {
 		return errorResponse(500, "InternalServiceException", err.Error())
 	}
 	then := c.now.Add(-time.Duration(c.cfg.TaggingAPILag))
 	next := ""
-	for _, key := range keys {
-		arn := key.GetArn()
-		if arn <= string(after) || expired(key.GetMetadata(), c.now) ||
+	for _, arn := range arns {
+		key := keys[arn]
+		if arn <= string(after) || expired(&key.md, c.now) ||
 			(len(in.ResourceARNList) > 0 && !slices.Contains(in.ResourceARNList, arn)) {
 			continue
 		}
-		tags := c.t.snapshotOf(arn, c.now).tags
+		tags := key.tags
 		if past, changed := c.t.asOf(arn, then); changed {
 			tags = past.tags
 		}

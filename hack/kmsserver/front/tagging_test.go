@@ -108,6 +108,19 @@ func TestGetResources(t *testing.T) {
 			}
 		}
 	})
+	t.Run("changes after the first call", func(t *testing.T) {
+		// The first calls built the tag index; writes since must show.
+		must(east.TagResource(ctx, &kms.TagResourceInput{KeyId: &devA, Tags: tags("team", "x")}))(t)
+		must(east.UntagResource(ctx, &kms.UntagResourceInput{KeyId: &prodB, TagKeys: []string{"owner", "env"}}))(t)
+		newer := key("team", "x")
+		got := resourceARNs(t, c, &tagging.GetResourcesInput{TagFilters: []tagtypes.TagFilter{filter("team", "x")}})
+		if diff := cmp.Diff(slices.Sorted(slices.Values([]string{devA, newer})), slices.Sorted(maps.Keys(got))); diff != "" {
+			t.Errorf("tagged since (-want +got):\n%s", diff)
+		}
+		if _, ok := resourceARNs(t, c, &tagging.GetResourcesInput{})[prodB]; ok {
+			t.Errorf("%s lost all its tags but is still listed", prodB)
+		}
+	})
 	t.Run("invalid parameters", func(t *testing.T) {
 		for name, in := range map[string]*tagging.GetResourcesInput{
 			"0 a page":   {ResourcesPerPage: aws.Int32(0)},

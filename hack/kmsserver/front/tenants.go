@@ -40,6 +40,8 @@ type tenant struct {
 	revoked []revokedGrant
 	// sweptAt is when purgeExpiredKeys last ran.
 	sweptAt time.Time
+	// index is the keys and their tags for tag:GetResources (tagindex.go).
+	index tagIndex
 }
 
 func tenantID(account, region string) string { return account + "/" + region }
@@ -250,6 +252,7 @@ func (t *tenant) purgeExpired(arn string, now time.Time) bool {
 // (https://docs.aws.amazon.com/kms/latest/developerguide/deleting-keys.html).
 func (t *tenant) deleteKey(key cmk.Key) {
 	arn := key.GetArn()
+	t.markChanged(arn)
 	tags, _ := t.db.ListTags(arn, maxTagsPerKey+1, "")
 	for _, tg := range tags {
 		_ = t.db.DeleteObject(arn + "/tag/" + tg.TagKey)
