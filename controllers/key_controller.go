@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -166,9 +167,13 @@ const createdRecheck = 2 * time.Second
 // aspects as created), and its ownership tags find it after a crash. The
 // object's status is put back as it was, so the creation ends in one status
 // write and one Created event naming everything it took.
+//
+// Finishing a creation goes before other work in the priority queue: a
+// thousand new Keys applied at once would otherwise all be created before the
+// first is finished, and none would be Ready until the last was created.
 func (r *KeyReconciler) finishCreationLater(key *kmsv1alpha1.Key, before *kmsv1alpha1.KeyStatus) ctrl.Result {
 	key.Status = *before
-	return ctrl.Result{RequeueAfter: createdRecheck, Priority: normalPriority}
+	return ctrl.Result{RequeueAfter: createdRecheck, Priority: ptr.To(1)}
 }
 
 // observeChecked finds and reads the key, records what KMS reported, and

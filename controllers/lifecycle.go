@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"hash/fnv"
+	"sync"
 	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -132,6 +133,12 @@ func (l *lifecycle[T]) releaseAccount(ctx context.Context, obj T) error {
 // processStart is when this process started watching objects.
 var processStart = time.Now()
 
+// resyncBase is when this process first reconciled: its caches had synced.
+// The first resyncs are spread from then on, not from processStart: listing
+// ten thousand objects takes seconds, and every offset shorter than that
+// would fall due at once.
+var resyncBase = sync.OnceValue(time.Now)
+
 // firstResyncAfterStart spreads the first observation of objects that were
 // Ready when the process started over one sync period, instead of reading
 // every key in KMS at once: a restart with ten thousand Ready keys would
@@ -149,7 +156,7 @@ func (l *lifecycle[T]) firstResyncAfterStart(obj T) time.Duration {
 	}
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(obj.GetUID()))
-	due := processStart.Add(time.Duration(h.Sum64() % uint64(period)))
+	due := resyncBase().Add(time.Duration(h.Sum64() % uint64(period)))
 	return time.Until(due)
 }
 

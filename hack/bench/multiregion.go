@@ -173,7 +173,7 @@ func (b *bench) measureStep(name string, n int, step func() error) error {
 func (b *bench) waitAll(ctx context.Context, ns string, n int, list client.ObjectList) error {
 	deadline := time.Now().Add(time.Duration(n)*time.Second + 5*time.Minute)
 	for time.Now().Before(deadline) {
-		if err := b.k8s.List(ctx, list, client.InNamespace(ns)); err != nil {
+		if err := b.reader.List(ctx, list, client.InNamespace(ns)); err != nil {
 			return err
 		}
 		ready := 0
@@ -195,7 +195,7 @@ func (b *bench) waitRotated(ctx context.Context, ns string, before map[string]st
 	deadline := time.Now().Add(time.Duration(len(before))*time.Second + 5*time.Minute)
 	for time.Now().Before(deadline) {
 		var keys kmsv1alpha1.KeyList
-		if err := b.k8s.List(ctx, &keys, client.InNamespace(ns)); err != nil {
+		if err := b.reader.List(ctx, &keys, client.InNamespace(ns)); err != nil {
 			return err
 		}
 		done := 0

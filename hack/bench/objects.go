@@ -77,7 +77,7 @@ func (b *bench) waitReady(ctx context.Context, ns string, n int, sets bool) erro
 	for time.Now().Before(deadline) {
 		ready := 0
 		var keys kmsv1alpha1.KeyList
-		if err := b.k8s.List(ctx, &keys, client.InNamespace(ns)); err != nil {
+		if err := b.reader.List(ctx, &keys, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 			return err
 		}
 		for i := range keys.Items {
@@ -88,10 +88,10 @@ func (b *bench) waitReady(ctx context.Context, ns string, n int, sets bool) erro
 			want = 3 * n
 			var aliases kmsv1alpha1.AliasList
 			var grants kmsv1alpha1.GrantList
-			if err := b.k8s.List(ctx, &aliases, client.InNamespace(ns)); err != nil {
+			if err := b.reader.List(ctx, &aliases, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 				return err
 			}
-			if err := b.k8s.List(ctx, &grants, client.InNamespace(ns)); err != nil {
+			if err := b.reader.List(ctx, &grants, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 				return err
 			}
 			for i := range aliases.Items {

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
 )
@@ -76,8 +77,10 @@ func (b *bench) keys(ctx context.Context, n int, sync time.Duration, largest boo
 	fmt.Printf("  all Ready in %s (%.1f/s); KMS calls per Key: %s; API writes %.2f, events %.2f per Key; peak RSS %.0f MiB; CPU %.1f s\n",
 		r.ready.Round(100*time.Millisecond), float64(n)/r.ready.Seconds(), perObject(r), r.writes, r.events, r.rssMiB, r.cpuSec)
 	if largest {
-		if err := b.underResync(ctx, op, fresh, n, sync); err != nil {
-			return err
+		if b.opts.newWork > 0 {
+			if err := b.underResync(ctx, op, fresh, n, sync); err != nil {
+				return err
+			}
 		}
 		b.notes = append(b.notes, fmt.Sprintf("\nheap profile with %d Keys (in use, top entries):\n%s", n, op.heapTop(15)))
 		if b.opts.restart {
@@ -166,7 +169,7 @@ func (b *bench) restart(ctx context.Context, op *operatorProc, ns, fresh string,
 // unready counts the Keys of ns not Ready.
 func (b *bench) unready(ctx context.Context, ns string) int {
 	var keys kmsv1alpha1.KeyList
-	if err := b.k8s.List(ctx, &keys); err != nil {
+	if err := b.reader.List(ctx, &keys, client.UnsafeDisableDeepCopy); err != nil {
 		return 0
 	}
 	n := 0

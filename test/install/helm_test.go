@@ -156,7 +156,7 @@ func render(t *testing.T, values map[string]any) rendered {
 	}
 	r.container = r.deploy.Spec.Template.Spec.Containers[0]
 	for _, u := range r.objects {
-		if u.GetKind() == "ClusterRole" || u.GetKind() == "ClusterRoleBinding" {
+		if u.GetKind() == "ClusterRole" || u.GetKind() == "ClusterRoleBinding" || u.GetKind() == "AWSAccount" {
 			continue
 		}
 		if u.GetNamespace() != releaseNS {
@@ -269,6 +269,19 @@ func TestHelmTemplate(t *testing.T) {
 		check: func(t *testing.T, r rendered) {
 			if n := len(r.ofKind("Service")) + len(r.ofKind("ServiceMonitor")); n != 0 {
 				t.Errorf("metrics.enabled=false rendered %d Service/ServiceMonitor objects", n)
+			}
+		},
+	}, {
+		name: "AWSAccounts",
+		values: map[string]any{"accounts": []any{map[string]any{"name": "payments-prod", "spec": map[string]any{
+			"roleARN": "arn:aws:iam::222233334444:role/kms-operator", "externalID": "payments-prod-7f3a",
+			"allowedNamespaces": map[string]any{"names": []any{"payments"}}}}}},
+		check: func(t *testing.T, r rendered) {
+			a := r.one(t, "AWSAccount")
+			role, _, _ := unstructured.NestedString(a.Object, "spec", "roleARN")
+			names, _, _ := unstructured.NestedStringSlice(a.Object, "spec", "allowedNamespaces", "names")
+			if a.GetName() != "payments-prod" || a.GetNamespace() != "" || role != "arn:aws:iam::222233334444:role/kms-operator" || len(names) != 1 {
+				t.Errorf("AWSAccount %s (namespace %q): roleARN %q, allowed %v", a.GetName(), a.GetNamespace(), role, names)
 			}
 		},
 	}, {

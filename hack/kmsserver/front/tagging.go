@@ -68,14 +68,17 @@ func (f *Front) getResources(c *call) handler.Response {
 		return jsonResponse(200, map[string]any{"ResourceTagMappingList": page, "PaginationToken": ""})
 	}
 	c.t.purgeExpiredKeys(c.now)
-	arns, keys, err := c.t.indexedKeys()
+	arns, keys, err := c.t.indexedKeys(in.TagFilters)
 	if err != nil {
 		return errorResponse(500, "InternalServiceException", err.Error())
 	}
 	then := c.now.Add(-time.Duration(c.cfg.TaggingAPILag))
 	next := ""
 	for _, arn := range arns {
-		key := keys[arn]
+		key, ok := keys[arn]
+		if !ok {
+			continue // a key written within the lag and gone since
+		}
 		if arn <= string(after) || expired(&key.md, c.now) ||
 			(len(in.ResourceARNList) > 0 && !slices.Contains(in.ResourceARNList, arn)) {
 			continue

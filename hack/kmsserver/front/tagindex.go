@@ -9,6 +9,7 @@ package front
 // again. It lives in memory only; a restart rebuilds it.
 
 import (
+	"maps"
 	"math"
 	"slices"
 
@@ -19,6 +20,11 @@ type tagIndex struct {
 	built bool
 	keys  map[string]indexedKey // by key ARN
 	dirty map[string]bool
+	// byTag is the ARNs of the keys with each tag ("key=value"): a call
+	// filtered by tags reads only those keys.
+	byTag map[string]map[string]bool
+	// sorted is every ARN in order, nil when keys changed since.
+	sorted []string
 }
 
 type indexedKey struct {
@@ -33,36 +39,100 @@ func (t *tenant) markChanged(arn string) {
 	}
 }
 
-// indexedKeys returns the tenant's keys, sorted by ARN, with their current
-// tags and metadata.
-func (t *tenant) indexedKeys() ([]string, map[string]indexedKey, error) {
+// indexedKeys returns, sorted by ARN, the tenant's keys that may match
+// filters now or as of the tagging API's lag (the keys written within it,
+// whose past tags may differ), and every key's current tags and metadata.
+func (t *tenant) indexedKeys(filters []tagFilter) ([]string, map[string]indexedKey, error) {
+	ix := &t.index
+	if err := t.refreshIndex(); err != nil {
+		return nil, nil, err
+	}
+	candidates := ix.candidates(filters)
+	if candidates == nil {
+		if ix.sorted == nil {
+			ix.sorted = slices.Sorted(maps.Keys(ix.keys))
+		}
+		return ix.sorted, ix.keys, nil
+	}
+	for arn := range t.history {
+		candidates[arn] = true
+	}
+	return slices.Sorted(maps.Keys(candidates)), ix.keys, nil
+}
+
+// candidates are the keys with one of the values of the first filter that
+// names values, nil when no filter does (every key is a candidate).
+func (ix *tagIndex) candidates(filters []tagFilter) map[string]bool {
+	for _, f := range filters {
+		if len(f.Values) == 0 {
+			continue
+		}
+		out := map[string]bool{}
+		for _, v := range f.Values {
+			for arn := range ix.byTag[f.Key+"="+v] {
+				out[arn] = true
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// refreshIndex builds the index, or reads the keys marked since again.
+func (t *tenant) refreshIndex() error {
 	ix := &t.index
 	if !ix.built {
 		keys, err := t.db.ListKeys(t.arnPrefix()+"key/", math.MaxInt64, "")
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		ix.keys, ix.dirty = map[string]indexedKey{}, map[string]bool{}
+		ix.keys, ix.dirty, ix.byTag = map[string]indexedKey{}, map[string]bool{}, map[string]map[string]bool{}
 		for _, key := range keys {
-			ix.keys[key.GetArn()] = t.indexEntry(key)
+			ix.put(key.GetArn(), t.indexEntry(key))
 		}
 		ix.built = true
 	}
 	for arn := range ix.dirty {
 		key, err := t.db.LoadKey(arn)
 		if err != nil || key == nil {
-			delete(ix.keys, arn)
+			ix.remove(arn)
 		} else {
-			ix.keys[arn] = t.indexEntry(key)
+			ix.put(arn, t.indexEntry(key))
 		}
 		delete(ix.dirty, arn)
 	}
-	arns := make([]string, 0, len(ix.keys))
-	for arn := range ix.keys {
-		arns = append(arns, arn)
+	return nil
+}
+
+func (ix *tagIndex) put(arn string, e indexedKey) {
+	if _, ok := ix.keys[arn]; !ok {
+		ix.sorted = nil
 	}
-	slices.Sort(arns)
-	return arns, ix.keys, nil
+	ix.remove(arn)
+	ix.keys[arn] = e
+	for k, v := range e.tags {
+		set := ix.byTag[k+"="+v]
+		if set == nil {
+			set = map[string]bool{}
+			ix.byTag[k+"="+v] = set
+		}
+		set[arn] = true
+	}
+}
+
+func (ix *tagIndex) remove(arn string) {
+	old, ok := ix.keys[arn]
+	if !ok {
+		return
+	}
+	for k, v := range old.tags {
+		delete(ix.byTag[k+"="+v], arn)
+		if len(ix.byTag[k+"="+v]) == 0 {
+			delete(ix.byTag, k+"="+v)
+		}
+	}
+	delete(ix.keys, arn)
+	ix.sorted = nil
 }
 
 func (t *tenant) indexEntry(key cmk.Key) indexedKey {
