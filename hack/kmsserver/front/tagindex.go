@@ -60,22 +60,30 @@ func (t *tenant) indexedKeys(filters []tagFilter) ([]string, map[string]indexedK
 	return slices.Sorted(maps.Keys(candidates)), ix.keys, nil
 }
 
-// candidates are the keys with one of the values of the first filter that
-// names values, nil when no filter does (every key is a candidate).
+// candidates are the keys with one of the values of the most selective
+// filter that names values (an owner's name, not its cluster), nil when no
+// filter names any (every key is a candidate).
 func (ix *tagIndex) candidates(filters []tagFilter) map[string]bool {
-	for _, f := range filters {
-		if len(f.Values) == 0 {
-			continue
-		}
-		out := map[string]bool{}
+	best, size := -1, 0
+	for i, f := range filters {
+		n := 0
 		for _, v := range f.Values {
-			for arn := range ix.byTag[f.Key+"="+v] {
-				out[arn] = true
-			}
+			n += len(ix.byTag[f.Key+"="+v])
 		}
-		return out
+		if len(f.Values) > 0 && (best < 0 || n < size) {
+			best, size = i, n
+		}
 	}
-	return nil
+	if best < 0 {
+		return nil
+	}
+	out := make(map[string]bool, size)
+	for _, v := range filters[best].Values {
+		for arn := range ix.byTag[filters[best].Key+"="+v] {
+			out[arn] = true
+		}
+	}
+	return out
 }
 
 // refreshIndex builds the index, or reads the keys marked since again.
