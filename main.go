@@ -174,6 +174,7 @@ func run(ctx context.Context, c config) error {
 		AllowUnmanagedKeyReferences: c.allowUnmanagedKeyReferences,
 		ConsistencyWindow:           c.consistencyWindow,
 		ReadKeyLastUsage:            c.readKeyLastUsage,
+		WatchNamespaces:             splitList(c.watchNamespaces),
 	}
 	if err := controllers.SetupAll(mgr, opts); err != nil {
 		return err

@@ -322,3 +322,23 @@ func TestAWSAccountReconcile(t *testing.T) {
 		})
 	}
 }
+
+func TestOptionsWatches(t *testing.T) {
+	cases := map[string]struct {
+		watch []string
+		ns    string
+		want  bool
+	}{
+		"AllNamespaces":   {ns: "team-a", want: true},
+		"Watched":         {watch: []string{"team-a", "team-b"}, ns: "team-b", want: true},
+		"NotWatched":      {watch: []string{"team-a"}, ns: "team-c", want: false},
+		"ClusterWideName": {watch: []string{"team-a"}, ns: "", want: false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := (Options{WatchNamespaces: tc.watch}).watches(tc.ns); got != tc.want {
+				t.Errorf("watches(%q) with --watch-namespaces=%v = %v, want %v: an account's users are listed only where the cache holds them", tc.ns, tc.watch, got, tc.want)
+			}
+		})
+	}
+}

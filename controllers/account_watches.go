@@ -44,11 +44,14 @@ func indexAccount(o client.Object) []string {
 	return names
 }
 
-// watchAccounts adds the account watches to a kind's controller.
-func watchAccounts(b *builder.Builder, c client.Client, list client.ObjectList) *builder.Builder {
+// watchAccounts adds the account watches to a kind's controller. Namespaces
+// are cluster-scoped and all of them are seen; only the ones this operator
+// watches lead to its objects.
+func watchAccounts(b *builder.Builder, c client.Client, list client.ObjectList, o Options) *builder.Builder {
+	watched := predicate.NewPredicateFuncs(func(ns client.Object) bool { return o.watches(ns.GetName()) })
 	return b.
-		Watches(&kmsv1alpha1.AWSAccount{}, handler.EnqueueRequestsFromMapFunc(usersOf(c, list)), builder.WithPredicates(accountChanged)).
-		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(inNamespace(c, list)), builder.WithPredicates(namespaceAccountChanged))
+		Watches(&kmsv1alpha1.AWSAccount{}, handler.EnqueueRequestsFromMapFunc(usersOf(c, list, o)), builder.WithPredicates(accountChanged)).
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(inNamespace(c, list)), builder.WithPredicates(namespaceAccountChanged, watched))
 }
 
 // accountChanged lets through what changes whether an AWSAccount can be
@@ -86,7 +89,7 @@ var namespaceAccountChanged = predicate.Funcs{
 
 // usersOf maps an AWSAccount to the objects of list's kind that name or use
 // it, and to every object of the namespaces whose default it is.
-func usersOf(c client.Client, list client.ObjectList) handler.MapFunc {
+func usersOf(c client.Client, list client.ObjectList, o Options) handler.MapFunc {
 	return func(ctx context.Context, acct client.Object) []reconcile.Request {
 		reqs := requestsOf(ctx, c, list, client.MatchingFields{accountField: acct.GetName()})
 		var namespaces metav1.PartialObjectMetadataList
@@ -96,7 +99,7 @@ func usersOf(c client.Client, list client.ObjectList) handler.MapFunc {
 			return reqs
 		}
 		for _, ns := range namespaces.Items {
-			if ns.Annotations[kmsv1alpha1.AnnotationDefaultAccount] == acct.GetName() {
+			if ns.Annotations[kmsv1alpha1.AnnotationDefaultAccount] == acct.GetName() && o.watches(ns.Name) {
 				reqs = append(reqs, requestsOf(ctx, c, list, client.InNamespace(ns.Name))...)
 			}
 		}

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -97,7 +98,7 @@ func (r *GrantReconciler) reconcileNormal(ctx context.Context, g *kmsv1alpha1.Gr
 		}
 		r.eventCreated(g, currentID, target.id, len(found.stale) > 0)
 	}
-	if err := r.revokeStale(ctx, g, target, found.stale, currentID); err != nil {
+	if err := r.revokeStale(ctx, g, target, staleWithRecorded(found, g, target.id, currentID), currentID); err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -149,6 +150,22 @@ func (r *GrantReconciler) revokeStale(ctx context.Context, g *kmsv1alpha1.Grant,
 		return r.revokeReplaced(ctx, g, target.api, g.Status.KeyID, g.Status.GrantID)
 	}
 	return nil
+}
+
+// staleWithRecorded adds the recorded grant to the stale ones when the spec
+// changed since it was recorded and the list did not show it: ListGrants
+// lags behind CreateGrant (a spec changed right after the grant was made),
+// and a grant left for a later list to show would keep its old permissions
+// meanwhile, while the status says the spec is met. Revoked by id, it goes
+// now; one already gone answers NotFound, which is no error. With the spec
+// unchanged the recorded grant is not stale: had it been there, CreateGrant
+// would have answered its id.
+func staleWithRecorded(found grantsFound, g *kmsv1alpha1.Grant, keyID, currentID string) []string {
+	rec := g.Status.GrantID
+	if rec == "" || rec == currentID || g.Status.KeyID != keyID || g.Status.ObservedGeneration == g.Generation || slices.Contains(found.stale, rec) {
+		return found.stale
+	}
+	return append(slices.Clone(found.stale), rec)
 }
 
 func (r *GrantReconciler) revokeReplaced(ctx context.Context, g *kmsv1alpha1.Grant, api kmsclient.API, keyID, grantID string) error {

@@ -158,6 +158,22 @@ func TestGrantReconcile(t *testing.T) {
 				InKMS: map[string][]string{"k1": {"new Decrypt,Encrypt"}},
 				Calls: []string{"ListGrants", "CreateGrant", "RevokeGrant"}, Events: []string{"Normal Created", "Normal Revoked"}},
 		},
+		"ReplaceBeforeListed": {
+			reason: "A spec change made before KMS lists the recorded grant revokes that grant by id after creating the new one, instead of leaving it alive until a later list shows it.",
+			grant: func(w *refWorld) *kmsv1alpha1.Grant {
+				g := newGrant("k1")
+				g.Status.KeyID, g.Status.GrantID = w.ids["k1"], w.grants["old"]
+				g.Generation, g.Status.ObservedGeneration = 2, 1
+				return g
+			},
+			setup: func(t *testing.T, w *refWorld) {
+				w.seedGrant(t, "old", "k1", "Decrypt")
+				w.kms.HideGrant(w.grants["old"], true)
+			},
+			want: grantOutcome{Ready: available, Synced: synced, Recorded: "k1:new",
+				InKMS: map[string][]string{"k1": {"new Decrypt,Encrypt"}},
+				Calls: []string{"ListGrants", "CreateGrant", "RevokeGrant"}, Events: []string{"Normal Created", "Normal Revoked"}},
+		},
 		"CrashBetweenCreateAndRevoke": {
 			reason: "After a crash between creating the new grant and revoking the old, the old one is revoked and the new one kept.",
 			grant: func(w *refWorld) *kmsv1alpha1.Grant {
@@ -202,10 +218,11 @@ func TestGrantReconcile(t *testing.T) {
 				Calls: []string{"ListGrants", "CreateGrant", "RevokeGrant"}, Events: []string{"Normal Created", "Normal Revoked"}},
 		},
 		"DriftRecreate": {
-			reason: "A grant revoked outside Kubernetes is re-created.",
+			reason: "A grant revoked outside Kubernetes is re-created; the spec did not change, so the missing grant is not revoked again.",
 			grant: func(w *refWorld) *kmsv1alpha1.Grant {
 				g := newGrant("k1")
 				g.Status.KeyID, g.Status.GrantID = w.ids["k1"], "revoked-outside"
+				g.Status.ObservedGeneration = g.Generation
 				return g
 			},
 			want: grantOutcome{Ready: available, Synced: synced, Recorded: "k1:new",

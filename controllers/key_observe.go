@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -85,6 +86,9 @@ func (r *KeyReconciler) observeRecorded(ctx context.Context, api kmsclient.API, 
 	if err := r.checkOwnership(key, k.ID, obs.tags); err != nil {
 		return nil, err
 	}
+	if err := r.awaitTags(key, k, obs.tags); err != nil {
+		return nil, err
+	}
 	return obs, nil
 }
 
@@ -92,11 +96,17 @@ func (r *KeyReconciler) observeRecorded(ctx context.Context, api kmsclient.API, 
 // its key into a wait (consistency.go). The last write is this process's own
 // record, or the key's creation (which survives a restart in status).
 func (r *KeyReconciler) stale(key *kmsv1alpha1.Key, err error) error {
+	return staleAfterWrite(err, r.lastWrite(key), r.consistencyWindow())
+}
+
+// lastWrite is when this object last changed its key: this process's own
+// record, or the key's creation (which survives a restart in status).
+func (r *KeyReconciler) lastWrite(key *kmsv1alpha1.Key) time.Time {
 	last := r.memory.lastWrite(key.UID)
 	if c := key.Status.CreationDate; c != nil && c.After(last) {
 		last = c.Time
 	}
-	return staleAfterWrite(err, last, r.consistencyWindow())
+	return last
 }
 
 func isPropagating(err error) bool {

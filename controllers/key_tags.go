@@ -4,8 +4,10 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	kmsv1alpha1 "github.com/kmsoperator/kms-operator/api/v1alpha1"
+	"github.com/kmsoperator/kms-operator/internal/kmsclient"
 )
 
 // ownerTagKeys are the ownership tags the operator puts on every key it
@@ -58,4 +60,25 @@ func extraTags(want, got map[string]string) []string {
 // name the other owner: that would disclose another tenant's objects.
 func otherOwner(tags map[string]string, key *kmsv1alpha1.Key, cluster string) bool {
 	return ownerOf(kmsv1alpha1.KindKey, key, cluster).otherOwner(tags)
+}
+
+// awaitTags turns a key this operator created that KMS lists without its
+// ownership tags, less than the consistency window after its creation, into
+// a wait. CreateKey wrote those tags, but ListResourceTags lags behind it
+// (kms-notes.md; the KMS server's tagLag shows a new key with no tags), and
+// writing them again would be a KMS write no difference justifies. The
+// key's creation date comes from KMS, so the rule holds after a restart,
+// when the operator remembers none of its writes. Past the window, missing
+// ownership tags are drift and are written back. An adopted key
+// (spec.keyID) is not waited for: its ownership tags are the operator's to
+// add.
+func (r *KeyReconciler) awaitTags(key *kmsv1alpha1.Key, k *kmsclient.Key, tags map[string]string) error {
+	if key.Spec.KeyID != "" || tags[kmsv1alpha1.TagOwnerName] != "" {
+		return nil
+	}
+	age := time.Since(k.CreationDate)
+	if age >= r.consistencyWindow() {
+		return nil
+	}
+	return propagating("KMS lists none of the tags of key %s, created %s ago, yet; looking again before writing them", k.ID, age.Round(time.Second))
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,15 @@ type Options struct {
 	// ReadKeyLastUsage shows every Key's last use in status
 	// (key_last_usage.go), at a GetKeyLastUsage call per sync period.
 	ReadKeyLastUsage bool
+	// WatchNamespaces are the namespaces whose objects this operator
+	// manages (--watch-namespaces); empty is all of them.
+	WatchNamespaces []string
+}
+
+// watches reports whether ns's objects are this operator's: its cache
+// holds no others, and listing them fails.
+func (o Options) watches(ns string) bool {
+	return len(o.WatchNamespaces) == 0 || slices.Contains(o.WatchNamespaces, ns)
 }
 
 // The RBAC every reconciler needs besides its own kind. The reconcilers only
@@ -70,7 +80,7 @@ func newController(mgr ctrl.Manager, kind string, forObject client.Object, list 
 		Named(strings.ToLower(kind)).
 		For(forObject, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controllerOptions(o))
-	return watchAccounts(b, mgr.GetClient(), list), nil
+	return watchAccounts(b, mgr.GetClient(), list, o), nil
 }
 
 // controllerOptions are shared by the reconcilers. Failures back off from one

@@ -10,6 +10,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -78,10 +79,26 @@ func newAccountsEnv(t *testing.T) *accountsEnv {
 			_ = k8s.Delete(context.Background(), ns)
 		}
 	})
+	// Each waits until what it deleted is gone: an AWSAccount stays while
+	// objects use it, and every operator of the suite verifies every
+	// AWSAccount that stays (AssumeRole calls the later tests would count).
 	t.Cleanup(func() {
 		for _, a := range []*kmsv1alpha1.AWSAccount{e.acctA, e.acctB} {
 			_ = k8s.Delete(context.Background(), a)
 		}
+		eventually(t, "the AWSAccounts to be gone", func() (bool, string) {
+			var l kmsv1alpha1.AWSAccountList
+			if err := k8s.List(context.Background(), &l); err != nil {
+				return false, err.Error()
+			}
+			left := 0
+			for _, a := range l.Items {
+				if a.Name == e.acctA.Name || a.Name == e.acctB.Name {
+					left++
+				}
+			}
+			return left == 0, fmt.Sprintf("%d left", left)
+		})
 	})
 	t.Cleanup(func() {
 		ctx := context.Background()
@@ -90,6 +107,18 @@ func newAccountsEnv(t *testing.T) *accountsEnv {
 			_ = k8s.DeleteAllOf(ctx, &kmsv1alpha1.Key{}, client.InNamespace(ns))
 		}
 		_ = putKMSConfig(accountsConfig("111122223333", ""))
+		eventually(t, "the accounts' Keys and Aliases to be gone", func() (bool, string) {
+			left := 0
+			for _, ns := range []string{e.nsA, e.nsB, e.nsC} {
+				var keys kmsv1alpha1.KeyList
+				var aliases kmsv1alpha1.AliasList
+				if err := errors.Join(k8s.List(ctx, &keys, client.InNamespace(ns)), k8s.List(ctx, &aliases, client.InNamespace(ns))); err != nil {
+					return false, err.Error()
+				}
+				left += len(keys.Items) + len(aliases.Items)
+			}
+			return left == 0, fmt.Sprintf("%d left", left)
+		})
 	})
 	t.Cleanup(func() {
 		if t.Failed() {

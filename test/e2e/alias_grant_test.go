@@ -84,6 +84,13 @@ func waitAlias(t *testing.T, name, keyID, what string) {
 func listGrants(t *testing.T, keyID string) []kmsclient.Grant {
 	t.Helper()
 	awaitLists(t)
+	return listedGrants(t, keyID)
+}
+
+// listedGrants lists keyID's grants now: for checks of many keys after one
+// awaitLists.
+func listedGrants(t *testing.T, keyID string) []kmsclient.Grant {
+	t.Helper()
 	grants, err := kms.ListGrants(context.Background(), keyID)
 	if err != nil {
 		t.Fatalf("listing grants of %s: %v", keyID, err)

@@ -43,30 +43,38 @@ type kmsKey struct {
 
 func readKMS(t *testing.T, id string) kmsKey {
 	t.Helper()
-	ctx := context.Background()
-	check := func(err error) {
-		if err != nil {
-			t.Fatalf("reading KMS key %s: %v", id, err)
-		}
-	}
-	var k kmsKey
-	var err error
-	k.key, err = kms.DescribeKey(ctx, id)
+	k, err := tryReadKMS(id)
 	if kmsclient.IsNotFound(err) {
-		// KMS may not show a key made a moment ago yet.
+		// KMS may not show a key made a moment ago yet: the KMS server's
+		// staleAfterWrite hides a new key from every operation but
+		// DescribeKey for a while, so any of the reads can miss it.
 		awaitWrite(t)
-		k.key, err = kms.DescribeKey(ctx, id)
+		k, err = tryReadKMS(id)
 	}
-	check(err)
-	k.tags, err = kms.ListTags(ctx, id)
-	check(err)
-	if k.key.State != kmsclient.StatePendingDeletion {
-		k.policy, err = kms.GetKeyPolicy(ctx, id)
-		check(err)
-		k.rotation, err = kms.GetRotation(ctx, id)
-		check(err)
+	if err != nil {
+		t.Fatalf("reading KMS key %s: %v", id, err)
 	}
 	return k
+}
+
+func tryReadKMS(id string) (kmsKey, error) {
+	ctx := context.Background()
+	var k kmsKey
+	var err error
+	if k.key, err = kms.DescribeKey(ctx, id); err != nil {
+		return k, err
+	}
+	if k.tags, err = kms.ListTags(ctx, id); err != nil {
+		return k, err
+	}
+	if k.key.State == kmsclient.StatePendingDeletion {
+		return k, nil
+	}
+	if k.policy, err = kms.GetKeyPolicy(ctx, id); err != nil {
+		return k, err
+	}
+	k.rotation, err = kms.GetRotation(ctx, id)
+	return k, err
 }
 
 // waitKMS waits until the key in KMS satisfies check.

@@ -332,7 +332,7 @@ func (e *resEnv) assertKMS(s *resState) {
 		if target := kmsAlias(t, aw.Spec.Name); target != id || a.Status.TargetKeyID != id {
 			t.Errorf("Alias %s: %s points at %q in KMS, status.targetKeyID %q; want %s", a.Name, aw.Spec.Name, target, a.Status.TargetKeyID, id)
 		}
-		grants := listGrants(t, id)
+		grants := listedGrants(t, id) // after the awaitLists above
 		want := "kms-operator-" + string(g.UID)
 		if len(grants) != 1 || grants[0].Name != want || grants[0].GrantID != g.Status.GrantID || g.Status.KeyID != id {
 			t.Errorf("Grant %s: grants on key %s: %+v; want exactly one, named %s with id status.grantID %q (status.keyID %q)",
@@ -459,14 +459,18 @@ func TestResilienceFaults(t *testing.T) {
 			creation, steady := ready.minus(before), after.minus(ready)
 			other := func(d time.Duration) int { return int(baseline * d.Seconds()) }
 			total := after.requests() - before.requests() - other(converged+steadyFor)
-			perSet := float64(total) / m
-			t.Logf("%s: converged in %s; %d KMS requests (%.1f per object set; steady %d in %s); faulted %d",
-				tc.name, converged.Round(100*time.Millisecond), total, perSet,
+			// The operator resyncs every object each period however long
+			// the faults make convergence take; a hot loop is what comes on
+			// top of those reads.
+			resyncRate := float64(steady.requests()-other(steadyFor)) / steadyFor.Seconds()
+			perSet := (float64(total) - resyncRate*converged.Seconds()) / m
+			t.Logf("%s: converged in %s; %d KMS requests (%.1f per object set beyond %.1f/s of resync reads; steady %d in %s); faulted %d",
+				tc.name, converged.Round(100*time.Millisecond), total, perSet, resyncRate,
 				steady.requests()-other(steadyFor), steadyFor.Round(100*time.Millisecond), faulted(creation))
 			t.Logf("%s: creation: %s", tc.name, creation)
 			t.Logf("%s: steady: %s", tc.name, steady)
-			if perSet >= 120 {
-				t.Errorf("%.1f KMS requests per object set; want < 120 (a hot loop?)", perSet)
+			if perSet >= 60 {
+				t.Errorf("%.1f KMS requests per object set beyond the resync reads; want < 60 (a hot loop?)", perSet)
 			}
 			// Steady state: about 6 requests per set and resync period (Key 4,
 			// Alias 1, Grant 1).
