@@ -19,6 +19,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -264,14 +265,20 @@ func helmValues(t *testing.T, dir, syncPeriod string, namespaces ...string) stri
 		"replicaCount":    2,
 		"region":          "us-east-1",
 		"kmsEndpoint":     kmsURL,
+		"taggingEndpoint": kmsURL,
 		"clusterName":     "cluster-" + runID,
 		"syncPeriod":      syncPeriod,
 		"watchNamespaces": namespaces,
-		"extraArgs":       []string{"--kms-quota-share=0"},
+		// The KMS server's lags are seconds, not AWS's minutes: a CreateKey
+		// cut off by the leader's deletion is settled after 20 s of
+		// --kms-consistency-window instead of the default 5 minutes.
+		"extraArgs": []string{"--kms-quota-share=0", "--kms-consistency-window=20s"},
 		"extraEnv": []map[string]string{
 			{"name": "AWS_ACCESS_KEY_ID", "value": "local"},
 			{"name": "AWS_SECRET_ACCESS_KEY", "value": "local"},
 			{"name": "AWS_EC2_METADATA_DISABLED", "value": "true"},
+			// Service Quotas has no flag: the SDK's variable reaches it.
+			{"name": "AWS_ENDPOINT_URL_SERVICE_QUOTAS", "value": kmsURL},
 		},
 	}
 	b, err := json.Marshal(values) // JSON is YAML
@@ -344,17 +351,26 @@ func waitKeysReady(t *testing.T, ns, prefix string, n int, d time.Duration) []st
 			return false, err.Error()
 		}
 		ids = ids[:0]
+		var waiting []string
 		for i := range list.Items {
 			k := &list.Items[i]
-			if ok, _ := ready(k); ok && strings.HasPrefix(k.Name, prefix) {
+			if !strings.HasPrefix(k.Name, prefix) {
+				continue
+			}
+			if ok, why := ready(k); ok {
 				ids = append(ids, k.Status.KeyID)
+			} else if len(waiting) < 3 {
+				if c := meta.FindStatusCondition(k.Status.Conditions, kmsv1alpha1.ConditionSynced); c != nil {
+					why += fmt.Sprintf("; Synced %s %s: %s", c.Status, c.Reason, c.Message)
+				}
+				waiting = append(waiting, k.Name+": "+why)
 			}
 		}
 		if time.Since(lastLog) > 15*time.Second {
-			t.Logf("%d of %d Keys Ready", len(ids), n)
+			t.Logf("%d of %d Keys Ready; waiting: %v", len(ids), n, waiting)
 			lastLog = time.Now()
 		}
-		return len(ids) == n, fmt.Sprintf("%d of %d Ready", len(ids), n)
+		return len(ids) == n, fmt.Sprintf("%d of %d Ready; waiting: %v", len(ids), n, waiting)
 	})
 	return ids
 }

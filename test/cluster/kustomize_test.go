@@ -100,12 +100,13 @@ func writeInstall(t *testing.T, file, ns string) {
 			}
 			c := &d.Spec.Template.Spec.Containers[0]
 			c.Image, c.ImagePullPolicy = img, corev1.PullNever
-			c.Args = append(c.Args, "--kms-endpoint="+kmsURL, "--cluster-name=cluster-"+runID+"-kustomize",
-				"--watch-namespaces="+ns, "--kms-quota-share=0")
+			c.Args = append(c.Args, "--kms-endpoint="+kmsURL, "--tagging-endpoint="+kmsURL, "--cluster-name=cluster-"+runID+"-kustomize",
+				"--watch-namespaces="+ns, "--kms-quota-share=0", "--kms-consistency-window=20s")
 			c.Env = append(c.Env,
 				corev1.EnvVar{Name: "AWS_ACCESS_KEY_ID", Value: "local"},
 				corev1.EnvVar{Name: "AWS_SECRET_ACCESS_KEY", Value: "local"},
-				corev1.EnvVar{Name: "AWS_EC2_METADATA_DISABLED", Value: "true"})
+				corev1.EnvVar{Name: "AWS_EC2_METADATA_DISABLED", Value: "true"},
+				corev1.EnvVar{Name: "AWS_ENDPOINT_URL_SERVICE_QUOTAS", Value: kmsURL})
 			m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(d)
 			if err != nil {
 				t.Fatal(err)

@@ -90,6 +90,7 @@ var fullValues = map[string]any{
 	"replicaCount":                2,
 	"region":                      "eu-west-1",
 	"kmsEndpoint":                 "https://kms-fips.eu-west-1.amazonaws.com",
+	"taggingEndpoint":             "https://tagging.eu-west-1.amazonaws.com",
 	"clusterName":                 "prod-eu",
 	"syncPeriod":                  "5m",
 	"maxConcurrentReconciles":     8,
@@ -181,7 +182,7 @@ func TestHelmTemplate(t *testing.T) {
 			"--cluster-name=prod", "--sync-period=10m", "--max-concurrent-reconciles=4",
 			"--allow-adoption=false", "--allow-unmanaged-key-references=false", "--read-key-last-usage=false", "--zap-log-level=info",
 		},
-		noFlags: []string{"--region", "--kms-endpoint", "--watch-namespaces"},
+		noFlags: []string{"--region", "--kms-endpoint", "--tagging-endpoint", "--watch-namespaces"},
 		check: func(t *testing.T, r rendered) {
 			if got := *r.deploy.Spec.Replicas; got != 1 {
 				t.Errorf("replicas = %d, want 1", got)
@@ -206,6 +207,7 @@ func TestHelmTemplate(t *testing.T) {
 		values: fullValues,
 		args: []string{
 			"--leader-elect", "--region=eu-west-1", "--kms-endpoint=https://kms-fips.eu-west-1.amazonaws.com",
+			"--tagging-endpoint=https://tagging.eu-west-1.amazonaws.com",
 			"--cluster-name=prod-eu", "--sync-period=5m", "--max-concurrent-reconciles=8",
 			"--watch-namespaces=team-a,team-b", "--allow-adoption=true", "--allow-unmanaged-key-references=true", "--read-key-last-usage=true",
 			"--zap-log-level=debug", "--zap-devel",
