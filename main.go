@@ -201,10 +201,6 @@ func run(ctx context.Context, c config) error {
 	return mgr.Start(ctx)
 }
 
-// setMemoryLimit makes the garbage collector work harder as the heap nears
-// 90% of the container's memory limit (MEMORY_LIMIT in bytes, from the
-// downward API in the chart and config/manager), so it runs before the kernel
-// kills the Pod. An explicit GOMEMLIMIT wins. It returns the limit set, or 0.
 // defaultGCPercent is the operator's GOGC unless the environment sets one.
 // Almost all of its heap is the informer cache, which lives as long as the
 // process: Go's default of 100 lets the heap grow to twice that before a
@@ -222,6 +218,10 @@ func setGCPercent(gogc string) int {
 	return defaultGCPercent
 }
 
+// setMemoryLimit makes the garbage collector work harder as the heap nears
+// 90% of the container's memory limit (MEMORY_LIMIT in bytes, from the
+// downward API in the chart and config/manager), so it runs before the kernel
+// kills the Pod. An explicit GOMEMLIMIT wins. It returns the limit set, or 0.
 func setMemoryLimit(containerLimit string) int64 {
 	limit, err := strconv.ParseInt(containerLimit, 10, 64)
 	if err != nil || limit <= 0 || os.Getenv("GOMEMLIMIT") != "" {

@@ -93,8 +93,7 @@ func (r *KeyReconciler) observeRecorded(ctx context.Context, api kmsclient.API, 
 }
 
 // stale turns an answer KMS may give from before this object's last write of
-// its key into a wait (consistency.go). The last write is this process's own
-// record, or the key's creation (which survives a restart in status).
+// its key into a wait (consistency.go).
 func (r *KeyReconciler) stale(key *kmsv1alpha1.Key, err error) error {
 	return staleAfterWrite(err, r.lastWrite(key), r.consistencyWindow())
 }
